@@ -1,0 +1,146 @@
+"""Gateway configuration: one TOML file plus ``TACK_*`` environment overrides.
+
+Read once, in the CLI, and passed down as frozen values; library code never reads the
+environment. Every option, its default and its environment name are listed in
+``docs/configuration.md``; a test keeps that page and this module in step.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from devices.protocol.errors import TackError
+from devices.protocol.limits import MAX_SITE_CHARS
+
+ENV_PREFIX = "TACK_"
+_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_SITE_CHARS - 1}}}$"
+
+
+class ConfigError(TackError):
+    """Configuration that cannot be used; the message names the option and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str = Field("", description="Defaults to tack-gateway-{site}.")
+    username: str = ""
+    password: str = ""
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    reconnect_max_s: float = Field(30.0, ge=1)
+    max_inflight: int = Field(
+        1000, ge=1, le=65535, description="Outgoing QoS 1 acks in flight at once."
+    )
+
+
+class StoreSettings(_Section):
+    path: Path | None = Field(None, description="Defaults to {data_dir}/tack.db.")
+    synchronous: Literal["full", "normal"] = "full"
+    max_batch: int = Field(500, ge=1, le=10000, description="Records per group commit.")
+    max_pending: int = Field(
+        20000, ge=1, description="Messages waiting for a commit before devices hear 'busy'."
+    )
+    max_size_mb: int = Field(0, ge=0, description="Cap on the database file; 0 = no cap.")
+    busy_retry_s: float = Field(5.0, gt=0, description="retry_s sent with busy answers.")
+
+
+class BridgeSettings(_Section):
+    enabled: bool = True
+    base_url: str = "http://127.0.0.1:8700"
+    app_key: str = "tack-demo"
+    app_secret: str = "tack-demo-secret"
+    batch_size: int = Field(50, ge=1, le=1000)
+    concurrency: int = Field(8, ge=1, le=64, description="Upload calls in flight at once.")
+    interval_s: float = Field(1.0, gt=0, description="Idle wait between upload rounds.")
+    roster_interval_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+    backoff_max_s: float = Field(60.0, ge=1)
+
+
+class RegistrySettings(_Section):
+    refresh_s: float = Field(5.0, gt=0, description="How often roster and devices reload.")
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["logfmt", "json"] = "logfmt"
+
+
+class TackSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    site: str = Field("hq", pattern=_ID_PATTERN)
+    data_dir: Path = Path("data")
+    mqtt: MqttSettings = MqttSettings()
+    store: StoreSettings = StoreSettings()
+    bridge: BridgeSettings = BridgeSettings()
+    registry: RegistrySettings = RegistrySettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment overrides them.
+        return (env_settings, init_settings)
+
+    @property
+    def db_path(self) -> Path:
+        return self.store.path or self.data_dir / "tack.db"
+
+    @property
+    def mqtt_client_id(self) -> str:
+        return self.mqtt.client_id or f"tack-gateway-{self.site}"
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> TackSettings:
+    """Read ``path`` (TOML) under the environment's overrides; raise :class:`ConfigError`."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"config file {path} does not exist; give an existing file or leave "
+                "--config out to use the defaults"
+            ) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    data.update(overrides)
+    try:
+        return TackSettings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, path)) from exc
+
+
+def _explain(exc: ValidationError, path: Path | None) -> str:
+    where = f"in {path}" if path else "in the defaults"
+    lines = [f"invalid configuration ({where} or the TACK_* environment):"]
+    for err in exc.errors():
+        option = ".".join(str(p) for p in err["loc"])
+        env = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+        if err["type"] == "extra_forbidden":
+            lines.append(
+                f"  {option}: not an option; check the spelling against docs/configuration.md"
+            )
+            continue
+        got = err.get("input")
+        lines.append(f"  {option}: {err['msg']} (got {got!r}); set it in the file or as {env}")
+    return "\n".join(lines)

@@ -1,0 +1,263 @@
+"""The ingest path: decode, check the device, verify, commit, then acknowledge.
+
+Order matters and is the point of this module: the device's ack is published only after the
+record's transaction has committed, and the broker's copy is settled only after that. A crash
+at any step leaves either no record (the broker redelivers, the device resends) or a committed
+record whose redelivery is answered ``duplicate`` with the first verdict.
+
+Every refusal is answered where the device can be addressed, counted by reason code and
+logged with the device and message ids; nothing a device sends can stop this loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from devices.protocol import (
+    MAX_EVT_BYTES,
+    Ack,
+    AckStatus,
+    Envelope,
+    ProtocolError,
+    PunchBody,
+    ReasonCode,
+    Topic,
+    TopicKind,
+    Verdict,
+    decode_event,
+    encode_ack,
+    parse_topic,
+    topic,
+)
+from gateway.metrics import GatewayMetrics
+from gateway.registry import DeviceRegistry
+from gateway.store.errors import StoreError
+from gateway.store.records import NewRecord, RecordWriter, SyncState, WriteResult, now_ms
+from gateway.transport import Inbound, Transport
+from gateway.verify import Decision, Verifier
+
+log = logging.getLogger(__name__)
+
+_REFUSED_VERDICT = Verdict(ok=False, text="Not recorded: see facilities")
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        site: str,
+        transport: Transport,
+        writer: RecordWriter,
+        registry: DeviceRegistry,
+        verifier: Verifier,
+        metrics: GatewayMetrics,
+        busy_retry_s: float,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._site = site
+        self._transport = transport
+        self._writer = writer
+        self._registry = registry
+        self._verifier = verifier
+        self._metrics = metrics
+        self._busy_retry_s = busy_retry_s
+        self._on_commit = on_commit
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, msg: Inbound, parsed: Topic) -> None:
+        task = asyncio.create_task(self._handle(msg, parsed), name="tack.ingest")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for messages already being handled (on shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _handle(self, msg: Inbound, where: Topic) -> None:
+        ctx: dict[str, Any] = {"site": where.site, "device_id": where.device_id}
+        try:
+            await self._process(msg, where, ctx)
+        except Exception:
+            # A bug must not kill ingest; the message stays unsettled, so the broker keeps it.
+            log.exception("unexpected error while handling a message", extra=ctx)
+            self._metrics.invalid.labels(ReasonCode.INTERNAL_ERROR).inc()
+
+    async def _process(self, msg: Inbound, where: Topic, ctx: dict[str, Any]) -> None:
+        try:
+            envelope = decode_event(where, msg.payload)
+        except ProtocolError as exc:
+            msg_id, seq = _salvage_ids(msg.payload)
+            ctx.update(msg_id=msg_id, reason=exc.reason_code)
+            log.warning("refused malformed message: %s", exc.message, extra=ctx)
+            self._refuse(msg, where, exc.reason_code, exc.message, msg_id, seq)
+            return
+        ctx.update(msg_id=envelope.msg_id, seq=envelope.seq)
+
+        device = await self._registry.lookup(envelope.device_id)
+        if device is None or device.revoked:
+            reason = ReasonCode.UNKNOWN_DEVICE if device is None else ReasonCode.DEVICE_REVOKED
+            text = (
+                f"device {envelope.device_id!r} is not registered at site {self._site}; "
+                "register it with `tack devices add`"
+                if device is None
+                else f"device {envelope.device_id!r} has been revoked"
+            )
+            ctx["reason"] = reason
+            log.warning("refused message: %s", text, extra=ctx)
+            self._refuse(msg, where, reason, text, envelope.msg_id, envelope.seq)
+            return
+
+        decision = await self._verifier.verify(envelope, device)
+        try:
+            result = await self._writer.submit(_record(envelope, decision))
+        except asyncio.QueueFull:
+            self._reply(
+                msg,
+                where,
+                envelope,
+                AckStatus.REJECTED,
+                ReasonCode.BUSY,
+                "gateway busy; keep the punch and resend",
+                None,
+                self._busy_retry_s,
+            )
+            log.warning("commit queue full; answered busy", extra=ctx)
+            return
+        except StoreError as exc:
+            self._reply(
+                msg,
+                where,
+                envelope,
+                AckStatus.REJECTED,
+                ReasonCode.STORE_UNAVAILABLE,
+                "gateway could not store the punch; keep it and resend",
+                None,
+                self._busy_retry_s,
+            )
+            log.error("store refused the record: %s", exc.message, extra=ctx)
+            return
+        self._answer(msg, where, envelope, result, ctx)
+
+    def _answer(
+        self,
+        msg: Inbound,
+        where: Topic,
+        envelope: Envelope,
+        result: WriteResult,
+        ctx: dict[str, Any],
+    ) -> None:
+        verdict = Verdict.from_wire(result.verdict)
+        if not result.inserted:
+            self._metrics.duplicates.inc()
+            log.info("duplicate answered with the first verdict", extra=ctx)
+            self._reply(
+                msg,
+                where,
+                envelope,
+                AckStatus.DUPLICATE,
+                ReasonCode.DUPLICATE,
+                "already recorded",
+                verdict,
+                None,
+            )
+            return
+        self._metrics.committed.inc()
+        if self._on_commit is not None:
+            self._on_commit()
+        status = AckStatus.ACCEPTED if result.status == AckStatus.ACCEPTED else AckStatus.REJECTED
+        reason = ReasonCode.parse(result.reason) or ReasonCode.INTERNAL_ERROR
+        log.debug("stored as %s", status, extra={**ctx, "reason": reason})
+        self._reply(msg, where, envelope, status, reason, verdict.text, verdict, None)
+
+    def _reply(
+        self,
+        msg: Inbound,
+        where: Topic,
+        envelope: Envelope,
+        status: AckStatus,
+        reason: ReasonCode,
+        text: str,
+        verdict: Verdict | None,
+        retry_s: float | None,
+    ) -> None:
+        ack = Ack(envelope.msg_id, envelope.seq, status, reason, text, verdict, retry_s)
+        self._send_ack(msg, where, ack)
+
+    def _refuse(
+        self,
+        msg: Inbound,
+        where: Topic,
+        reason: ReasonCode,
+        text: str,
+        msg_id: str | None,
+        seq: int | None,
+    ) -> None:
+        self._metrics.invalid.labels(reason).inc()
+        ack = Ack(msg_id, seq, AckStatus.REJECTED, reason, text, _REFUSED_VERDICT)
+        self._send_ack(msg, where, ack)
+
+    def _send_ack(self, msg: Inbound, where: Topic, ack: Ack) -> None:
+        # Ack first, then settle: if we die between the two, the broker redelivers and the
+        # device hears "duplicate"; the other order could leave a device with no answer.
+        self._transport.publish(
+            topic(where.site, where.device_id, TopicKind.CMD, "ack"), encode_ack(ack)
+        )
+        msg.settle()
+        self._metrics.acks.labels(ack.status, ack.reason).inc()
+        self._metrics.observe_ack_latency(time.monotonic() - msg.received_s)
+
+
+def _record(envelope: Envelope, decision: Decision) -> NewRecord:
+    body = envelope.body
+    assert isinstance(body, PunchBody)  # the only event kind of protocol v1
+    return NewRecord(
+        device_id=envelope.device_id,
+        msg_id=envelope.msg_id,
+        seq=envelope.seq,
+        kind=envelope.kind,
+        device_ts_ms=envelope.device_ts_ms,
+        received_ts_ms=now_ms(),
+        person_id=decision.person.person_id if decision.person else None,
+        credential=body.credential,
+        body=body.to_wire(),
+        status=AckStatus.ACCEPTED if decision.accepted else AckStatus.REJECTED,
+        reason=decision.reason,
+        verdict=decision.verdict.to_wire(),
+        sync_state=SyncState.PENDING if decision.accepted else SyncState.LOCAL,
+    )
+
+
+def _salvage_ids(payload: bytes) -> tuple[str | None, int | None]:
+    """Best effort: the id and seq of a refused message, so the device can match the answer."""
+    if len(payload) > MAX_EVT_BYTES:
+        return None, None
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    msg_id, seq = data.get("id"), data.get("seq")
+    return (
+        msg_id if isinstance(msg_id, str) and len(msg_id) <= 64 else None,
+        seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+    )
+
+
+def route(msg: Inbound) -> Topic | None:
+    """Parse the topic of an incoming message; ``None`` (logged, counted) when unusable."""
+    try:
+        return parse_topic(msg.topic)
+    except ProtocolError as exc:
+        log.warning("ignored message on a bad topic: %s", exc.message, extra={"topic": msg.topic})
+        return None

@@ -1,0 +1,186 @@
+"""The gateway service: wires transport, registry, verifier, store and bridge together.
+
+``async with Gateway(settings) as gw:`` starts everything and ``stop()`` (or leaving the block)
+shuts it down in the safe order: stop taking messages, finish the ones in hand, then close the
+store. Messages not settled by then stay with the broker and come again on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from devices.protocol import TopicKind
+from gateway.config import TackSettings
+from gateway.ingest import Ingest, route
+from gateway.metrics import GatewayMetrics, LatencySummary
+from gateway.presence import PresenceTracker
+from gateway.registry import DeviceRegistry
+from gateway.store import open_database
+from gateway.store.records import RecordWriter
+from gateway.transport import Inbound
+from gateway.transport.mqtt import MqttTransport
+from gateway.verify.card import RosterVerifier
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 10.0  # on shutdown, how long messages in hand may take to finish
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySnapshot:
+    committed: int
+    duplicates: int
+    invalid: int
+    in_flight: int
+    commits: int
+    latency: LatencySummary
+    connected: bool
+
+
+class Gateway:
+    def __init__(self, settings: TackSettings, *, run_bridge: bool | None = None) -> None:
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        self._run_bridge = settings.bridge.enabled if run_bridge is None else run_bridge
+        self._stack = contextlib.AsyncExitStack()
+        self._stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.bridge: Any = None
+
+    async def __aenter__(self) -> Gateway:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._shutdown()
+
+    async def _start(self) -> None:
+        s = self.settings
+        stack = self._stack
+        self.db = await self._open()
+        stack.push_async_callback(self.db.close)
+        # A second connection for reads and presence, so they never land inside a group commit.
+        self.aux = await self._open()
+        stack.push_async_callback(self.aux.close)
+
+        self.registry = DeviceRegistry(self.aux, s.registry.refresh_s)
+        await self.registry.reload()
+        self.verifier = RosterVerifier(self.aux)
+        await self.verifier.reload_if_changed()
+        self.writer = await stack.enter_async_context(
+            RecordWriter(self.db, max_batch=s.store.max_batch, max_pending=s.store.max_pending)
+        )
+        if self._run_bridge:
+            from cloud_bridge.runner import Bridge
+
+            self.bridge = await stack.enter_async_context(Bridge(s))
+        self.presence = PresenceTracker(self.aux, self.registry, self.metrics)
+        await self.presence.refresh_gauge()
+        site = s.site
+        self.transport = MqttTransport(
+            s.mqtt,
+            s.mqtt_client_id,
+            [f"tack/v1/{site}/+/evt/#", f"tack/v1/{site}/+/state/#"],
+            self._on_message,
+        )
+        self.ingest = Ingest(
+            site=site,
+            transport=self.transport,
+            writer=self.writer,
+            registry=self.registry,
+            verifier=self.verifier,
+            metrics=self.metrics,
+            busy_retry_s=s.store.busy_retry_s,
+            on_commit=self.bridge.wake if self.bridge is not None else None,
+        )
+        self._spawn(self._refresh_loop(), "tack.registry.refresh")
+        await stack.enter_async_context(self.transport)
+        log.info(
+            "gateway up: site %s, store %s, %d devices, %d people, bridge %s",
+            site,
+            s.db_path,
+            len(self.registry),
+            self.verifier.people,
+            "on" if self.bridge is not None else "off",
+        )
+
+    async def _open(self) -> aiosqlite.Connection:
+        s = self.settings.store
+        return await open_database(
+            self.settings.db_path, synchronous=s.synchronous, max_size_mb=s.max_size_mb
+        )
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_message(self, msg: Inbound) -> None:
+        where = route(msg)
+        if where is None:
+            self.metrics.invalid.labels("bad_topic").inc()
+            msg.settle()
+            return
+        self.metrics.messages.labels(where.kind).inc()
+        if where.kind is TopicKind.EVT:
+            self.ingest.submit(msg, where)
+        elif where.kind is TopicKind.STATE:
+            self._spawn(self.presence.handle(msg, where), "tack.presence")
+        else:
+            msg.settle()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.registry.refresh_s)
+            try:
+                await self.registry.reload()
+                await self.verifier.reload_if_changed()
+            except Exception:
+                log.exception("could not reload the registry or roster; keeping the old view")
+
+    async def wait_connected(self, timeout_s: float = 10.0) -> None:
+        await self.transport.wait_connected(timeout_s)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def wait_closed(self) -> None:
+        await self._stopped.wait()
+
+    async def _shutdown(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self.ingest.drain()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stack.aclose()
+        log.info("gateway stopped")
+
+    def snapshot(self) -> GatewaySnapshot:
+        m = self.metrics
+        invalid = sum(
+            s.value
+            for metric in m.invalid.collect()
+            for s in metric.samples
+            if s.name.endswith("_total")
+        )
+        return GatewaySnapshot(
+            committed=int(m.total("tack_records_committed_total")),
+            duplicates=int(m.total("tack_duplicates_total")),
+            invalid=int(invalid),
+            in_flight=self.ingest.in_flight,
+            commits=self.writer.commits,
+            latency=m.latency_summary(),
+            connected=self.transport.connected.is_set(),
+        )

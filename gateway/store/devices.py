@@ -1,0 +1,125 @@
+"""Registered devices and their presence.
+
+Registration is explicit (``tack devices add``): a device the gateway has never been told about
+is refused with ``unknown_device`` however well-formed its messages are.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from dataclasses import dataclass
+
+import aiosqlite
+
+from gateway.store.database import map_sqlite_error
+from gateway.store.errors import StoreError
+from gateway.store.records import now_ms
+
+
+class DeviceType(enum.StrEnum):
+    CLOCK_TERMINAL = "clock_terminal"
+    MEETING_PANEL = "meeting_panel"
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    device_id: str
+    site: str
+    device_type: DeviceType
+    name: str = ""
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceRow:
+    device_id: str
+    online: bool
+    boot: int
+    firmware: str | None
+    changed_ts_ms: int
+
+
+class DeviceExistsError(StoreError):
+    pass
+
+
+async def add_device(db: aiosqlite.Connection, device: Device, *, replace: bool = False) -> None:
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    try:
+        await db.execute(
+            f"{verb} INTO devices (device_id, site, device_type, name, revoked, created_ts_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                device.device_id,
+                device.site,
+                str(device.device_type),
+                device.name,
+                int(device.revoked),
+                now_ms(),
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise DeviceExistsError(
+            f"device {device.device_id!r} is already registered; revoke it first or pick another id"
+        ) from exc
+    except sqlite3.Error as exc:
+        raise map_sqlite_error(exc, f"adding device {device.device_id}") from exc
+
+
+async def revoke_device(db: aiosqlite.Connection, device_id: str) -> bool:
+    try:
+        cur = await db.execute("UPDATE devices SET revoked = 1 WHERE device_id = ?", (device_id,))
+    except sqlite3.Error as exc:
+        raise map_sqlite_error(exc, f"revoking device {device_id}") from exc
+    return cur.rowcount > 0
+
+
+async def list_devices(db: aiosqlite.Connection) -> list[Device]:
+    async with db.execute(
+        "SELECT device_id, site, device_type, name, revoked FROM devices ORDER BY device_id"
+    ) as cur:
+        rows = await cur.fetchall()
+    return [Device(r[0], r[1], DeviceType(r[2]), r[3], bool(r[4])) for r in rows]
+
+
+async def get_device(db: aiosqlite.Connection, device_id: str) -> Device | None:
+    async with db.execute(
+        "SELECT device_id, site, device_type, name, revoked FROM devices WHERE device_id = ?",
+        (device_id,),
+    ) as cur:
+        r = await cur.fetchone()
+    return Device(r[0], r[1], DeviceType(r[2]), r[3], bool(r[4])) if r else None
+
+
+async def record_presence(
+    db: aiosqlite.Connection, device_id: str, online: bool, boot: int, firmware: str | None
+) -> bool:
+    """Store a presence change unless it is stale; return whether it was applied.
+
+    A last will from boot N that arrives after the device announced boot N+1 is stale, as is
+    any message from an older boot than the one stored.
+    """
+    try:
+        cur = await db.execute(
+            "INSERT INTO presence (device_id, online, boot, firmware, changed_ts_ms)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
+            " online = excluded.online, boot = excluded.boot,"
+            " firmware = coalesce(excluded.firmware, presence.firmware),"
+            " changed_ts_ms = excluded.changed_ts_ms"
+            " WHERE excluded.boot > presence.boot"
+            " OR (excluded.boot = presence.boot AND NOT excluded.online)"
+            " OR (excluded.boot = presence.boot AND excluded.online AND NOT presence.online)",
+            (device_id, int(online), boot, firmware, now_ms()),
+        )
+    except sqlite3.Error as exc:
+        raise map_sqlite_error(exc, f"recording presence of {device_id}") from exc
+    return cur.rowcount > 0
+
+
+async def list_presence(db: aiosqlite.Connection) -> list[PresenceRow]:
+    async with db.execute(
+        "SELECT device_id, online, boot, firmware, changed_ts_ms FROM presence ORDER BY device_id"
+    ) as cur:
+        rows = await cur.fetchall()
+    return [PresenceRow(r[0], bool(r[1]), r[2], r[3], r[4]) for r in rows]

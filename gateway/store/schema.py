@@ -1,0 +1,88 @@
+"""The store's tables. One SQLite file in WAL mode holds buffered records, the device registry,
+the roster pulled from the backend and the bridge's cursors.
+
+Configuration never lives here, so a config change can never wipe buffered records; synced data
+(people, cursors) and buffered data (records) sit in separate tables for the same reason.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from gateway.store.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_DDL_V1 = """
+CREATE TABLE IF NOT EXISTS records (
+    id              INTEGER PRIMARY KEY,
+    device_id       TEXT    NOT NULL,
+    msg_id          TEXT    NOT NULL,
+    seq             INTEGER NOT NULL,
+    kind            TEXT    NOT NULL,
+    device_ts_ms    INTEGER NOT NULL,
+    received_ts_ms  INTEGER NOT NULL,
+    person_id       TEXT,
+    credential      TEXT,
+    body            TEXT    NOT NULL,
+    status          TEXT    NOT NULL,
+    reason          TEXT    NOT NULL,
+    verdict         TEXT    NOT NULL,
+    sync_state      TEXT    NOT NULL,
+    sync_attempts   INTEGER NOT NULL DEFAULT 0,
+    sync_error      TEXT,
+    synced_ts_ms    INTEGER,
+    UNIQUE (device_id, msg_id)
+);
+CREATE INDEX IF NOT EXISTS records_pending ON records (id) WHERE sync_state = 'pending';
+CREATE INDEX IF NOT EXISTS records_device_seq ON records (device_id, seq);
+
+CREATE TABLE IF NOT EXISTS devices (
+    device_id       TEXT PRIMARY KEY,
+    site            TEXT    NOT NULL,
+    device_type     TEXT    NOT NULL,
+    name            TEXT    NOT NULL DEFAULT '',
+    revoked         INTEGER NOT NULL DEFAULT 0,
+    created_ts_ms   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS presence (
+    device_id       TEXT PRIMARY KEY,
+    online          INTEGER NOT NULL,
+    boot            INTEGER NOT NULL,
+    firmware        TEXT,
+    changed_ts_ms   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS people (
+    person_id       TEXT PRIMARY KEY,
+    name            TEXT    NOT NULL,
+    card            TEXT,
+    employee_no     TEXT,
+    department      TEXT    NOT NULL DEFAULT '',
+    active          INTEGER NOT NULL DEFAULT 1,
+    updated_ts_ms   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS people_card ON people (card);
+CREATE INDEX IF NOT EXISTS people_employee_no ON people (employee_no);
+
+CREATE TABLE IF NOT EXISTS kv (
+    key             TEXT PRIMARY KEY,
+    value           TEXT NOT NULL
+);
+"""
+
+
+async def migrate(db: aiosqlite.Connection) -> None:
+    """Bring the file to :data:`SCHEMA_VERSION`; refuse a file written by a newer Tack."""
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store was written by a newer Tack (schema {version}, this one knows "
+            f"{SCHEMA_VERSION}); upgrade Tack or restore a backup"
+        )
+    if version < 1:
+        await db.executescript(_DDL_V1)
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

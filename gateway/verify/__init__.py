@@ -1,0 +1,27 @@
+"""Attendance verification: decides what a punch means before it is stored.
+
+A :class:`Verifier` sees a decoded punch and the device that sent it and returns a
+:class:`Decision`. Card and employee-number checks against the roster come first; face and GPS
+checks plug in behind the same interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from devices.protocol import Envelope, ReasonCode, Verdict
+from gateway.store.devices import Device
+from gateway.store.roster import Person
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    accepted: bool
+    reason: ReasonCode
+    verdict: Verdict
+    person: Person | None = None
+
+
+class Verifier(Protocol):
+    async def verify(self, envelope: Envelope, device: Device) -> Decision: ...

@@ -1,0 +1,147 @@
+"""Readers for the shared vectors and schemas in ``devices/protocol/``.
+
+The vector files are the contract the firmware is tested against too, so the tests read them
+exactly as a firmware test would: plain JSON, payloads from ``payload`` (UTF-8) or
+``payload_hex``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+import devices.protocol
+from devices.protocol import (
+    Ack,
+    AckStatus,
+    CredentialType,
+    Envelope,
+    Presence,
+    PunchBody,
+    ReasonCode,
+    Verdict,
+)
+
+PROTOCOL_DIR = Path(devices.protocol.__file__).parent
+VECTORS_DIR = PROTOCOL_DIR / "vectors"
+SCHEMAS_DIR = PROTOCOL_DIR / "schemas"
+DOCS_PATH = PROTOCOL_DIR.parents[1] / "docs" / "protocol.md"
+
+Case = dict[str, Any]
+
+# Reasons a JSON Schema can see from the payload alone. Size, UTF-8, and agreement with the
+# topic are for the decoder; so are integers written as 1.0 (vectors mark those schema_valid).
+SCHEMA_VISIBLE_REASONS = frozenset(
+    {
+        ReasonCode.NOT_AN_OBJECT,
+        ReasonCode.MISSING_FIELD,
+        ReasonCode.WRONG_TYPE,
+        ReasonCode.INVALID_VALUE,
+        ReasonCode.UNSUPPORTED_VERSION,
+        ReasonCode.UNKNOWN_KIND,
+    }
+)
+
+
+@functools.cache
+def load_cases(filename: str) -> tuple[Case, ...]:
+    doc = json.loads((VECTORS_DIR / filename).read_text(encoding="utf-8"))
+    assert doc["version"] == 1, filename
+    return tuple(doc["cases"])
+
+
+def params(filename: str, *, ok: bool | None = None) -> list[Any]:
+    """The cases of one file as pytest params with the vector names as ids."""
+    return [
+        pytest.param(case, id=case["name"])
+        for case in load_cases(filename)
+        if ok is None or case["expect"]["ok"] is ok
+    ]
+
+
+def payload_of(case: Case) -> bytes:
+    if "payload_hex" in case:
+        return bytes.fromhex(case["payload_hex"])
+    text: str = case["payload"]
+    return text.encode("utf-8")
+
+
+def _any_int(text: str) -> int:
+    # CPython will not convert more than 4300 digits; the magnitude is all a schema compares.
+    if len(text) > 4000:
+        return -(10**4000) if text.startswith("-") else 10**4000
+    return int(text)
+
+
+def json_of(case: Case) -> Any:
+    """The payload as plain JSON, for checking against a schema."""
+    return json.loads(payload_of(case), parse_int=_any_int)
+
+
+def expected_envelope(expect: Case) -> Envelope:
+    e = expect["envelope"]
+    return Envelope(
+        device_id=e["device_id"],
+        msg_id=e["msg_id"],
+        seq=e["seq"],
+        device_ts_ms=e["device_ts_ms"],
+        kind=e["kind"],
+        body=PunchBody(
+            credential_type=CredentialType(e["body"]["credential_type"]),
+            credential=e["body"]["credential"],
+        ),
+    )
+
+
+def expected_ack(expect: Case) -> Ack:
+    a = expect["ack"]
+    v = a["verdict"]
+    return Ack(
+        msg_id=a["msg_id"],
+        seq=a["seq"],
+        status=AckStatus(a["status"]),
+        reason=ReasonCode(a["reason"]),
+        message=a["message"],
+        verdict=Verdict(ok=v["ok"], text=v["text"], name=v["name"]) if v is not None else None,
+        retry_s=a["retry_s"],
+    )
+
+
+def expected_presence(expect: Case) -> Presence:
+    p = expect["presence"]
+    return Presence(online=p["online"], boot=p["boot"], firmware=p["firmware"], ts_ms=p["ts_ms"])
+
+
+def outbox_action(ack: Ack) -> str:
+    """What a device does with the outbox message an ack answers (docs/protocol.md)."""
+    if ack.msg_id is None:
+        return "unmatched"
+    if ack.status is AckStatus.REJECTED and ack.reason.transient:
+        return "keep"
+    return "remove"
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(
+        (SCHEMAS_DIR / f"{name}.schema.json").read_text(encoding="utf-8")
+    )
+    return schema
+
+
+SCHEMA_NAMES = ("envelope", "punch", "ack", "presence")
+
+
+@functools.cache
+def validator(name: str) -> Draft202012Validator:
+    """A validator for one schema that resolves the others locally, never over the network."""
+    registry: Registry[Any] = Registry().with_resources(
+        (load_schema(n)["$id"], Resource.from_contents(load_schema(n))) for n in SCHEMA_NAMES
+    )
+    return Draft202012Validator(load_schema(name), registry=registry)

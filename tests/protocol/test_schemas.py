@@ -1,0 +1,96 @@
+"""The JSON Schemas agree with the codec: what it accepts validates, what it refuses for a
+reason visible in the payload alone does not. Vectors marked ``schema_valid`` are the few
+errors JSON Schema cannot see (an integer written as ``1.0``), and must validate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from devices.protocol import ReasonCode
+from devices.protocol.limits import (
+    MAX_CREDENTIAL_CHARS,
+    MAX_DEVICE_ID_CHARS,
+    MAX_ID_CHARS,
+    MAX_SAFE_INT,
+    PROTOCOL_VERSION,
+)
+from devices.protocol.topics import _NAME_RE
+from tests.protocol.support import (
+    SCHEMA_NAMES,
+    SCHEMA_VISIBLE_REASONS,
+    Case,
+    json_of,
+    load_schema,
+    params,
+    validator,
+)
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_schema_is_valid_draft_2020_12(name: str) -> None:
+    schema = load_schema(name)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft202012Validator.check_schema(schema)
+
+
+def test_schema_limits_match_the_codec() -> None:
+    defs = load_schema("envelope")["$defs"]
+    assert defs["msg_id"]["maxLength"] == MAX_ID_CHARS
+    assert defs["device_id"]["maxLength"] == MAX_DEVICE_ID_CHARS
+    assert load_schema("punch")["$defs"]["credential"]["maxLength"] == MAX_CREDENTIAL_CHARS
+    assert defs["uint53"]["maximum"] == MAX_SAFE_INT
+    assert defs["uint53"]["minimum"] == 0
+    for name in ("envelope", "ack", "presence"):
+        assert load_schema(name)["properties"]["v"]["const"] == PROTOCOL_VERSION
+
+
+@pytest.mark.parametrize(
+    "value", ["a", "A-_9", "x" * 100, "", "-a", "_a", "a/b", "a b", "a\n", "\na", "é", "a+"]
+)
+def test_name_pattern_matches_the_codec(value: str) -> None:
+    """Python's re (used by jsonschema) and the codec's regex agree, newline trap included."""
+    is_name = validator("envelope").evolve(schema=load_schema("envelope")["$defs"]["name"])
+    assert is_name.is_valid(value) == (_NAME_RE.match(value) is not None)
+
+
+def test_ack_reason_enum_lists_every_reason_code() -> None:
+    assert load_schema("ack")["properties"]["reason"]["enum"] == [str(r) for r in ReasonCode]
+
+
+def _check(schema: str, case: Case) -> None:
+    expect = case["expect"]
+    errors = list(validator(schema).iter_errors(json_of(case)))
+    if expect["ok"] or case.get("schema_valid"):
+        assert not errors, [e.message for e in errors]
+    elif ReasonCode(expect["reason"]) in SCHEMA_VISIBLE_REASONS:
+        assert errors, f"the schema accepts a payload the codec refuses ({expect['reason']})"
+
+
+def _parseable(filename: str) -> list[Any]:
+    """Cases whose payload is JSON at all: the others are not a schema's business."""
+    return [
+        p
+        for p in params(filename)
+        if p.values[0]["expect"].get("reason") not in ("malformed_json", "payload_too_large")
+    ]
+
+
+@pytest.mark.parametrize("case", _parseable("events_v1.json"))
+def test_event_vector_against_schema(case: Case) -> None:
+    _check("envelope", case)
+
+
+@pytest.mark.parametrize("case", _parseable("presence_v1.json"))
+def test_presence_vector_against_schema(case: Case) -> None:
+    _check("presence", case)
+
+
+@pytest.mark.parametrize(
+    "case", [p for p in params("acks_v1.json", ok=True) if p.values[0].get("canonical")]
+)
+def test_gateway_ack_validates(case: Case) -> None:
+    errors = list(validator("ack").iter_errors(json_of(case)))
+    assert not errors, [e.message for e in errors]
