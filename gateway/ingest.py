@@ -159,7 +159,8 @@ class Ingest:
         verdict = Verdict.from_wire(result.verdict)
         if not result.inserted:
             self._metrics.duplicates.inc()
-            log.info("duplicate answered with the first verdict", extra=ctx)
+            how = "broker redelivery" if msg.redelivered else "device resend"
+            log.info("duplicate answered with the first verdict (%s)", how, extra=ctx)
             self._reply(
                 msg,
                 where,

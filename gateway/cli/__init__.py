@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import devices_cmd, gateway_cmd, records_cmd
+from gateway.cli import demo, devices_cmd, gateway_cmd, records_cmd
 
 app = typer.Typer(
     name="tack",
@@ -18,6 +18,21 @@ app.add_typer(gateway_cmd.app, name="gateway")
 app.add_typer(devices_cmd.app, name="devices")
 app.command("records")(records_cmd.records)
 app.command("status")(records_cmd.status)
+app.command("demo")(demo.demo)
+
+
+def _mount_optional_groups() -> None:
+    # Sub-apps of the other packages; imported here so each package owns its commands.
+    from cloud_bridge.cli import app as bridge_app
+    from simulators.backend.cli import app as backend_app
+    from simulators.cli import app as sim_app
+
+    sim_app.add_typer(backend_app, name="backend", help="Serve the backend simulator.")
+    app.add_typer(bridge_app, name="bridge")
+    app.add_typer(sim_app, name="sim")
+
+
+_mount_optional_groups()
 
 
 def main() -> None:

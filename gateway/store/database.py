@@ -8,7 +8,11 @@ disk gives, so both take one code path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +64,32 @@ async def _pragma(db: aiosqlite.Connection, statement: str) -> list[tuple[Any, .
     # snapshot open, and this connection's next write then fails with SQLITE_BUSY_SNAPSHOT.
     async with db.execute(f"PRAGMA {statement}") as cur:
         return [tuple(r) for r in await cur.fetchall()]
+
+
+_write_locks: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(db: aiosqlite.Connection, action: str) -> AsyncIterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, one at a time per connection.
+
+    In WAL mode a plain statement starts as a reader and upgrades to a writer; if another
+    connection committed in between, SQLite answers SQLITE_BUSY at once, without waiting.
+    Taking the write lock up front makes the busy timeout apply instead. The asyncio lock keeps
+    two tasks sharing a connection from nesting transactions.
+    """
+    lock = _write_locks.setdefault(db, asyncio.Lock())
+    async with lock:
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise map_sqlite_error(exc, action) from exc

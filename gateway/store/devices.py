@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from gateway.store.database import map_sqlite_error
+from gateway.store.database import write_transaction
 from gateway.store.errors import StoreError
 from gateway.store.records import now_ms
 
@@ -47,31 +47,30 @@ class DeviceExistsError(StoreError):
 async def add_device(db: aiosqlite.Connection, device: Device, *, replace: bool = False) -> None:
     verb = "INSERT OR REPLACE" if replace else "INSERT"
     try:
-        await db.execute(
-            f"{verb} INTO devices (device_id, site, device_type, name, revoked, created_ts_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                device.device_id,
-                device.site,
-                str(device.device_type),
-                device.name,
-                int(device.revoked),
-                now_ms(),
-            ),
-        )
-    except sqlite3.IntegrityError as exc:
+        async with write_transaction(db, f"adding device {device.device_id}"):
+            await db.execute(
+                f"{verb} INTO devices (device_id, site, device_type, name, revoked, created_ts_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    device.device_id,
+                    device.site,
+                    str(device.device_type),
+                    device.name,
+                    int(device.revoked),
+                    now_ms(),
+                ),
+            )
+    except StoreError as exc:
+        if not isinstance(exc.__cause__, sqlite3.IntegrityError):
+            raise
         raise DeviceExistsError(
             f"device {device.device_id!r} is already registered; revoke it first or pick another id"
         ) from exc
-    except sqlite3.Error as exc:
-        raise map_sqlite_error(exc, f"adding device {device.device_id}") from exc
 
 
 async def revoke_device(db: aiosqlite.Connection, device_id: str) -> bool:
-    try:
+    async with write_transaction(db, f"revoking device {device_id}"):
         cur = await db.execute("UPDATE devices SET revoked = 1 WHERE device_id = ?", (device_id,))
-    except sqlite3.Error as exc:
-        raise map_sqlite_error(exc, f"revoking device {device_id}") from exc
     return cur.rowcount > 0
 
 
@@ -100,7 +99,7 @@ async def record_presence(
     A last will from boot N that arrives after the device announced boot N+1 is stale, as is
     any message from an older boot than the one stored.
     """
-    try:
+    async with write_transaction(db, f"recording presence of {device_id}"):
         cur = await db.execute(
             "INSERT INTO presence (device_id, online, boot, firmware, changed_ts_ms)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
@@ -112,8 +111,6 @@ async def record_presence(
             " OR (excluded.boot = presence.boot AND excluded.online AND NOT presence.online)",
             (device_id, int(online), boot, firmware, now_ms()),
         )
-    except sqlite3.Error as exc:
-        raise map_sqlite_error(exc, f"recording presence of {device_id}") from exc
     return cur.rowcount > 0
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.store.database import map_sqlite_error
+from gateway.store.database import map_sqlite_error, write_transaction
 from gateway.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -229,39 +229,27 @@ async def pending_batch(db: aiosqlite.Connection, limit: int) -> list[OutRecord]
 
 async def mark_synced(db: aiosqlite.Connection, record_ids: Sequence[int]) -> None:
     stamp = now_ms()
-    try:
-        await db.execute("BEGIN IMMEDIATE")
+    async with write_transaction(db, "marking records synced"):
         await db.executemany(
             "UPDATE records SET sync_state = 'synced', synced_ts_ms = ?, sync_error = NULL,"
             " sync_attempts = sync_attempts + 1 WHERE id = ?",
             [(stamp, rid) for rid in record_ids],
         )
-        await db.execute("COMMIT")
-    except sqlite3.Error as exc:
-        with contextlib.suppress(sqlite3.Error):
-            await db.execute("ROLLBACK")
-        raise map_sqlite_error(exc, "marking records synced") from exc
 
 
 async def mark_failed(db: aiosqlite.Connection, failures: Sequence[tuple[int, str]]) -> None:
     """Refused for good by the backend: kept with the backend's reason, not retried."""
-    try:
-        await db.execute("BEGIN IMMEDIATE")
+    async with write_transaction(db, "marking records failed"):
         await db.executemany(
             "UPDATE records SET sync_state = 'failed', sync_error = ?,"
             " sync_attempts = sync_attempts + 1 WHERE id = ?",
             [(reason, rid) for rid, reason in failures],
         )
-        await db.execute("COMMIT")
-    except sqlite3.Error as exc:
-        with contextlib.suppress(sqlite3.Error):
-            await db.execute("ROLLBACK")
-        raise map_sqlite_error(exc, "marking records failed") from exc
 
 
 async def note_attempt(db: aiosqlite.Connection, record_ids: Sequence[int], error: str) -> None:
     """A transient failure: the records stay pending; the attempt and its error are kept."""
-    with contextlib.suppress(sqlite3.Error):
+    async with write_transaction(db, "noting an upload attempt"):
         await db.executemany(
             "UPDATE records SET sync_attempts = sync_attempts + 1, sync_error = ? WHERE id = ?",
             [(error[:500], rid) for rid in record_ids],

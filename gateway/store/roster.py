@@ -6,14 +6,12 @@ drift; a person who left stays as ``active = 0`` so their old records still reso
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiosqlite
 
-from gateway.store.database import map_sqlite_error
+from gateway.store.database import write_transaction
 from gateway.store.records import now_ms
 
 ROSTER_VERSION_KEY = "roster.version"
@@ -35,8 +33,7 @@ async def upsert_people(db: aiosqlite.Connection, people: Iterable[Person]) -> i
         (p.person_id, p.name, p.card, p.employee_no, p.department, int(p.active), now_ms())
         for p in people
     ]
-    try:
-        await db.execute("BEGIN IMMEDIATE")
+    async with write_transaction(db, "saving the roster"):
         await db.executemany(
             "INSERT INTO people (person_id, name, card, employee_no, department, active,"
             " updated_ts_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -50,11 +47,6 @@ async def upsert_people(db: aiosqlite.Connection, people: Iterable[Person]) -> i
             " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
             (ROSTER_VERSION_KEY,),
         )
-        await db.execute("COMMIT")
-    except sqlite3.Error as exc:
-        with contextlib.suppress(sqlite3.Error):
-            await db.execute("ROLLBACK")
-        raise map_sqlite_error(exc, "saving the roster") from exc
     return len(rows)
 
 
@@ -73,11 +65,9 @@ async def get_value(db: aiosqlite.Connection, key: str) -> str | None:
 
 
 async def set_value(db: aiosqlite.Connection, key: str, value: str) -> None:
-    try:
+    async with write_transaction(db, f"saving {key}"):
         await db.execute(
             "INSERT INTO kv (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-    except sqlite3.Error as exc:
-        raise map_sqlite_error(exc, f"saving {key}") from exc

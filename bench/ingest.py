@@ -1,0 +1,256 @@
+"""Durable punch ingest through a real Mosquitto into the gateway, beside raw MQTT.
+
+Both runs use the same broker, the same number of clients and the same window of messages in
+flight, so the ratio says what durability costs: in the durable run every punch is committed
+to SQLite (synchronous=FULL) before the device's application-level ack is sent; in the raw run
+a message only has to reach the broker (publish -> PUBACK).
+
+Writes ``bench/results.json`` and ``bench/results.md``. Run with ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from devices.protocol import AckStatus, decode_ack, dumps
+from gateway.config import load_settings
+from gateway.store.roster import Person
+from simulators.mosquitto import Mosquitto
+from tests.fixtures.gateway import seed
+from tests.fixtures.processes import GatewayProcess, query, write_toml
+
+RESULTS = Path(__file__).parent / "results.json"
+TABLE = Path(__file__).parent / "results.md"
+
+
+@dataclass
+class RunResult:
+    name: str
+    messages: int
+    seconds: float
+    msgs_per_s: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+
+
+class _Window:
+    """At most ``size`` messages in flight; latency from send to its answer."""
+
+    def __init__(self, size: int) -> None:
+        self._free = threading.Semaphore(size)
+        self._sent: dict[Any, float] = {}
+        self.latencies_s: list[float] = []
+        self.done = threading.Event()
+        self.expected = 0
+        self._lock = threading.Lock()
+
+    def acquire(self, key: Any) -> None:
+        self._free.acquire()
+        with self._lock:
+            self._sent[key] = time.perf_counter()
+
+    def acquire_mid(self, publish: Any) -> None:
+        """For raw publishes the key (paho's mid) exists only once published: map it under the
+        lock, so a PUBACK that comes back at once waits for the mapping."""
+        self._free.acquire()
+        with self._lock:
+            started = time.perf_counter()
+            self._sent[publish()] = started
+
+    def release(self, key: Any) -> None:
+        with self._lock:
+            started = self._sent.pop(key, None)
+            if started is None:
+                return
+            self.latencies_s.append(time.perf_counter() - started)
+            if len(self.latencies_s) >= self.expected:
+                self.done.set()
+        self._free.release()
+
+
+def _client(client_id: str, broker: Mosquitto, inflight: int) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    c.max_inflight_messages_set(inflight)
+    c.max_queued_messages_set(0)
+    c.connect(broker.host, broker.port, keepalive=60)
+    return c
+
+
+def _summarise(name: str, n: int, seconds: float, latencies_s: list[float]) -> RunResult:
+    cuts = statistics.quantiles(latencies_s, n=100, method="inclusive")
+    return RunResult(name, n, seconds, n / seconds, cuts[49] * 1000, cuts[98] * 1000)
+
+
+def run_raw(broker: Mosquitto, n: int, clients: int, window: int, payload: bytes) -> RunResult:
+    per = n // clients
+    windows = [_Window(window // clients) for _ in range(clients)]
+    conns = []
+    for i, w in enumerate(windows):
+        c = _client(f"bench-raw-{i}", broker, window)
+        w.expected = per
+        c.on_publish = lambda _c, _u, mid, _rc, _p, w=w: w.release(mid)
+        c.loop_start()
+        conns.append(c)
+
+    def pump(c: mqtt.Client, w: _Window, idx: int) -> None:
+        for _ in range(per):
+            w.acquire_mid(lambda: c.publish(f"bench/raw/{idx}", payload, qos=1).mid)
+
+    start = time.perf_counter()
+    threads = [
+        threading.Thread(target=pump, args=(c, w, i)) for i, (c, w) in enumerate(zip(conns, windows))
+    ]
+    for t in threads:
+        t.start()
+    for w in windows:
+        w.done.wait(300)
+    seconds = time.perf_counter() - start
+    for t in threads:
+        t.join()
+    for c in conns:
+        c.disconnect()
+        c.loop_stop()
+    return _summarise("raw QoS 1 publish -> PUBACK", per * clients, seconds,
+                      [x for w in windows for x in w.latencies_s])
+
+
+def run_durable(
+    broker: Mosquitto, site: str, devices: list[str], n: int, window: int
+) -> tuple[RunResult, int]:
+    per = n // len(devices)
+    windows = [_Window(window // len(devices)) for _ in devices]
+    conns = []
+    statuses: dict[str, int] = {}
+    for dev, w in zip(devices, windows):
+        c = _client(f"bench-{site}-{dev}", broker, window)
+        w.expected = per
+
+        def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage, w: _Window = w) -> None:
+            ack = decode_ack(msg.payload)
+            statuses[ack.status] = statuses.get(ack.status, 0) + 1
+            w.release(ack.msg_id)
+
+        c.on_message = on_message
+        c.subscribe(f"tack/v1/{site}/{dev}/cmd/ack", qos=1)
+        c.loop_start()
+        conns.append(c)
+    time.sleep(0.3)
+
+    def pump(c: mqtt.Client, w: _Window, dev: str) -> None:
+        for seq in range(1, per + 1):
+            msg_id = f"{dev}-{seq:08d}"
+            env = {"v": 1, "id": msg_id, "dev": dev, "seq": seq, "ts": int(time.time() * 1000),
+                   "kind": "punch", "body": {"card": f"C{(seq % 20) + 1:04d}"}}
+            w.acquire(msg_id)
+            c.publish(f"tack/v1/{site}/{dev}/evt/punch", dumps(env), qos=1)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=pump, args=(c, w, d))
+               for c, w, d in zip(conns, windows, devices)]
+    for t in threads:
+        t.start()
+    for w in windows:
+        if not w.done.wait(300):
+            raise RuntimeError("durable run: acks stopped arriving")
+    seconds = time.perf_counter() - start
+    for t in threads:
+        t.join()
+    for c in conns:
+        c.disconnect()
+        c.loop_stop()
+    accepted = statuses.get(AckStatus.ACCEPTED, 0)
+    return _summarise("durable punch -> commit -> app ack", per * len(devices), seconds,
+                      [x for w in windows for x in w.latencies_s]), accepted
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--window", type=int, default=400, help="messages in flight in all")
+    args = parser.parse_args()
+    if args.messages < args.clients or args.window < args.clients:
+        parser.error("--messages and --window must be at least --clients")
+
+    work = Path(tempfile.mkdtemp(prefix="tack-bench-"))
+    site = "bench"
+    devices = [f"bench-{i:02d}" for i in range(args.clients)]
+    sample = dumps({"v": 1, "id": "bench-00-00000001", "dev": "bench-00", "seq": 1,
+                    "ts": int(time.time() * 1000), "kind": "punch", "body": {"card": "C0001"}})
+    with Mosquitto() as broker:
+        print(f"raw: {args.messages} messages, {args.clients} clients, window {args.window}")
+        raw = run_raw(broker, args.messages, args.clients, args.window, sample)
+        print(f"  {raw.msgs_per_s:,.0f} msg/s")
+
+        config = write_toml(work / "tack.toml", {
+            "site": site, "data_dir": str(work / "data"),
+            "mqtt": {"host": broker.host, "port": broker.port},
+            "bridge": {"enabled": False}, "log": {"level": "WARNING"},
+        })
+        settings = load_settings(config)
+        people = [Person(f"u{i:04d}", f"Person {i}", card=f"C{i:04d}") for i in range(1, 21)]
+        asyncio.run(seed(settings, devices, people))
+        gw = GatewayProcess(config, work / "gateway.log")
+        gw.start()
+        time.sleep(2.0)  # the gateway logs nothing at WARNING; give it time to subscribe
+        try:
+            print(f"durable: {args.messages} punches through the gateway")
+            durable, accepted = run_durable(broker, site, devices, args.messages, args.window)
+            assert gw.proc is not None
+            rss = _peak_rss_mib(gw.proc.pid)
+        finally:
+            gw.stop()
+        stored = query(settings.db_path, "SELECT count(*) FROM records")[0][0]
+        print(f"  {durable.msgs_per_s:,.0f} punches/s; {stored} records stored")
+
+    results = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": __import__("os").cpu_count(), "python": sys.version.split()[0],
+                    "platform": platform.platform()},
+        "settings": {"messages": args.messages, "clients": args.clients, "window": args.window,
+                     "synchronous": "full"},
+        "raw": asdict(raw),
+        "durable": asdict(durable),
+        "ratio": durable.msgs_per_s / raw.msgs_per_s,
+        "records_stored": stored,
+        "accepted_acks": accepted,
+        "every_record_committed_before_ack": stored == durable.messages,
+        "gateway_peak_rss_mib": rss,
+        "bench_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    TABLE.write_text(
+        "| run | msgs/s | ack p50 (ms) | ack p99 (ms) |\n|---|---|---|---|\n"
+        + "".join(f"| {r.name} | {r.msgs_per_s:,.0f} | {r.latency_p50_ms:.1f} | "
+                  f"{r.latency_p99_ms:.1f} |\n" for r in (raw, durable))
+        + f"\nratio durable/raw: **{results['ratio']:.2f}**; gateway peak RSS "
+        f"{rss:.0f} MiB; {stored} of {durable.messages} punches stored\n"
+    )
+    print(TABLE.read_text())
+    return 0 if stored == durable.messages else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""What the bridge needs from a backend, and the one vocabulary its errors come in.
+
+Each backend (DingTalk-style, and later WeCom or Feishu) is an adapter behind
+:class:`BackendAdapter`. An upload answers per record, because the backends refuse records one
+by one (an unknown user, a punch too old) while the others in the same batch go through; the
+runner turns those answers into store updates without knowing which backend spoke.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from devices.protocol.errors import TackError
+from gateway.store.records import OutRecord
+from gateway.store.roster import Person
+
+
+class UploadOutcome(enum.StrEnum):
+    ACCEPTED = "accepted"  # stored by this call
+    DUPLICATE = "duplicate"  # the backend already had this idempotency key: also a success
+    REFUSED = "refused"  # refused for good; retrying cannot help
+    RETRY = "retry"  # not stored this time; the record stays pending
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    record_id: int
+    outcome: UploadOutcome
+    reason: str = ""
+    retry_after_s: float | None = None
+    errcode: int | None = None
+
+    @property
+    def synced(self) -> bool:
+        """The backend holds the record (stored now or by an earlier attempt)."""
+        return self.outcome in (UploadOutcome.ACCEPTED, UploadOutcome.DUPLICATE)
+
+
+@dataclass(frozen=True, slots=True)
+class RosterPage:
+    people: list[Person]
+    next_cursor: str | None
+    has_more: bool
+
+
+class BackendAdapter(Protocol):
+    """One backend. ``upload`` returns one result per record, in the order given."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+    async def upload(self, records: Sequence[OutRecord]) -> list[UploadResult]: ...
+
+    async def pull_roster(self, cursor: str | None) -> RosterPage: ...
+
+    async def aclose(self) -> None: ...
+
+
+class CloudError(TackError):
+    """The backend could not be reached or gave an answer the bridge cannot use.
+
+    ``transient`` says whether the same call may succeed later; ``request`` is the HTTP
+    request that failed, when there was one; ``errcode`` is the backend's code when it
+    answered with one.
+    """
+
+    transient: bool = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: httpx.Request | None = None,
+        errcode: int | None = None,
+        retry_after_s: float | None = None,
+        transient: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.request = request
+        self.errcode = errcode
+        self.retry_after_s = retry_after_s
+        if transient is not None:
+            self.transient = transient
+
+
+class CloudTimeoutError(CloudError, TimeoutError):
+    """No answer in time. The call may still have taken effect at the backend."""
+
+
+class CloudConnectError(CloudError):
+    """The backend could not be reached (refused, reset, DNS, proxy)."""
+
+
+class CloudResponseError(CloudError):
+    """An answer the bridge cannot use: an HTTP error status, or a body that is not the API's."""
+
+
+class CloudAuthError(CloudError):
+    """The backend refused the app key or secret; only a configuration change fixes it."""
+
+    transient = False
+
+
+class CloudConfigError(CloudError):
+    """The configured base URL cannot be used at all (bad scheme, malformed URL)."""
+
+    transient = False
+
+
+def _request_of(exc: Exception) -> httpx.Request | None:
+    try:
+        return exc.request if isinstance(exc, httpx.RequestError | httpx.HTTPStatusError) else None
+    except RuntimeError:  # httpx raises this when no request was attached
+        return None
+
+
+def map_httpx_error(exc: httpx.HTTPError | httpx.InvalidURL, action: str) -> CloudError:
+    """Translate an httpx error into the most specific :class:`CloudError`; the caller raises
+    it ``from exc`` so the cause is kept."""
+    request = _request_of(exc)
+    where = f" ({request.method} {request.url.copy_with(query=None)})" if request else ""
+    text = f"{action}{where}: {type(exc).__name__}: {exc}"
+    cls: type[CloudError]
+    if isinstance(exc, httpx.TimeoutException):
+        cls = CloudTimeoutError
+    elif isinstance(exc, httpx.NetworkError | httpx.ProxyError):
+        cls = CloudConnectError
+    elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        cls = CloudConfigError
+        text += "; check bridge.base_url"
+    else:  # ProtocolError, DecodingError, TooManyRedirects, HTTPStatusError, anything newer
+        cls = CloudResponseError
+    return cls(text, request=request)

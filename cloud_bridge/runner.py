@@ -1,0 +1,489 @@
+"""The bridge's loops: upload pending records, pull the roster, and keep score.
+
+All of the bridge's state is in the store: which records are pending, which were refused and
+why, and where a roster pass got to. So the bridge resumes after any stop, crash or power cut
+by doing what it always does: take the oldest pending records and send them. A record the
+backend stored just before a crash is sent again under the same idempotency key, and the
+backend answers "duplicate" and stores nothing; the store then marks it synced.
+
+The bridge opens its own connection to the store, so it runs the same way inside the gateway
+process or beside it as a separate process; SQLite's WAL lets both write the one file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import random
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aiosqlite
+
+from cloud_bridge.adapter import BackendAdapter, CloudError, UploadOutcome, UploadResult
+from cloud_bridge.dingtalk import DingTalkAdapter
+from devices.protocol.errors import TackError
+from gateway.config import TackSettings
+from gateway.store.database import open_database
+from gateway.store.records import (
+    mark_failed,
+    mark_synced,
+    note_attempt,
+    now_ms,
+    pending_batch,
+    sync_stats,
+)
+from gateway.store.roster import get_value, set_value, upsert_people
+
+log = logging.getLogger(__name__)
+
+ROSTER_CURSOR_KEY = "bridge.roster.cursor"  # next page of an unfinished pass; "" when none
+ROSTER_PULLED_KEY = "bridge.roster.pulled_ts_ms"  # when the last full pass finished
+STATUS_KEY = "bridge.status"  # the counters as JSON, for `tack status` in another process
+
+BACKOFF_BASE_S = 0.5  # first retry within half a second; doubles up to bridge.backoff_max_s
+STATUS_WRITE_INTERVAL_S = 1.0  # the status row is for people: once a second is plenty
+
+
+class BridgeState(enum.Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    CLOSED = "closed"
+
+
+@dataclass
+class BridgeCounters:
+    """Running totals since this bridge started; the live view and ``tack status`` read them."""
+
+    uploaded: int = 0  # stored at the backend by this bridge
+    duplicates: int = 0  # the backend already had them (a replay after a crash): now synced
+    refused: int = 0  # refused for good: marked failed with the backend's reason
+    retries: int = 0  # record attempts that must be repeated (transient failures)
+    rounds: int = 0
+    store_errors: int = 0  # store operations that failed (locked, full); retried after backoff
+    roster_pulls: int = 0  # complete passes over the backend's roster
+    people_pulled: int = 0
+    last_error: str | None = None
+    last_error_ts_ms: int | None = None
+    last_upload_ts_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeStats:
+    counters: BridgeCounters
+    pending: int
+    lag_s: float
+    by_state: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self.counters),
+            "pending": self.pending,
+            "lag_s": self.lag_s,
+            "by_state": dict(self.by_state),
+        }
+
+
+class _Round(enum.Enum):
+    AGAIN = "again"  # a full batch went through: more may be waiting
+    IDLE = "idle"  # the queue is drained: wait for interval_s or a wake()
+    BACKOFF = "backoff"  # something must be retried: wait the backoff delay
+
+
+class Bridge:
+    """Sync between the store at ``settings.db_path`` and the backend at ``settings.bridge``.
+
+    Either ``await bridge.run(stop)`` until ``stop`` is set, or use it as
+    ``async with Bridge(settings) as bridge: ...`` (stopped on exit). Single use.
+    ``adapter`` replaces the DingTalk-style adapter built from the settings; the bridge closes
+    only an adapter it built.
+    """
+
+    def __init__(
+        self,
+        settings: TackSettings,
+        *,
+        adapter: BackendAdapter | None = None,
+        backoff_base_s: float = BACKOFF_BASE_S,
+        stop_grace_s: float | None = None,
+    ) -> None:
+        self._settings = settings
+        self._cfg = settings.bridge
+        self._adapter = adapter
+        self._owns_adapter = adapter is None
+        self._backoff_base_s = backoff_base_s
+        # A round in flight at stop may finish (and mark its records) within one call timeout;
+        # after that it is cancelled, which loses nothing: its records are still pending.
+        self._stop_grace_s = self._cfg.timeout_s if stop_grace_s is None else stop_grace_s
+        self._name = f"tack[{settings.site}].bridge"
+        self._db: aiosqlite.Connection | None = None
+        # The loops share one connection; a transaction must never interleave with another
+        # loop's statements (its ROLLBACK would undo them), so store work takes this lock.
+        self._store_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._state = BridgeState.IDLE
+        self._status_written_s = 0.0
+        self._status_written: dict[str, Any] | None = None
+        self.counters = BridgeCounters()
+
+    @property
+    def state(self) -> BridgeState:
+        return self._state
+
+    def _set_state(self, state: BridgeState) -> None:
+        log.debug("bridge %s -> %s", self._state.value, state.value, extra={"site": self.site})
+        self._state = state
+
+    @property
+    def site(self) -> str:
+        return self._settings.site
+
+    def wake(self) -> None:
+        """Start an upload round now instead of after ``interval_s`` (call on the bridge's
+        event loop, e.g. from the gateway right after a commit)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask a bridge started with ``async with`` to stop; ``wait_closed()`` waits for it."""
+        self._stop.set()
+
+    async def wait_closed(self) -> None:
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def __aenter__(self) -> Bridge:
+        if self._state is not BridgeState.IDLE:
+            raise RuntimeError(f"bridge is {self._state.value}; a Bridge is single-use")
+        self._task = asyncio.create_task(self.run(self._stop), name=self._name)
+        ready = asyncio.create_task(self._ready.wait(), name=f"{self._name}.ready")
+        try:
+            await asyncio.wait({self._task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            self._task.cancel()  # do not leave the bridge running behind a cancelled start
+            raise
+        finally:
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
+        if self._task.done():
+            self._task.result()  # raises why it could not start
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def stats(self) -> BridgeStats:
+        """Counters plus the queue depth and lag read from the store."""
+        if self._db is None:
+            raise RuntimeError("the bridge is not running; stats need its store connection")
+        async with self._store() as db:
+            s = await sync_stats(db)
+        return BridgeStats(
+            counters=BridgeCounters(**asdict(self.counters)),
+            pending=s.pending,
+            lag_s=s.lag_s(),
+            by_state=s.by_state,
+        )
+
+    # -- the service --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Upload and pull until ``stop`` is set. Raises only for errors it cannot retry."""
+        if self._state is not BridgeState.IDLE:
+            raise RuntimeError(f"bridge is {self._state.value}; a Bridge is single-use")
+        self._set_state(BridgeState.RUNNING)
+        try:
+            db = await open_database(
+                self._settings.db_path,
+                synchronous=self._settings.store.synchronous,
+                max_size_mb=self._settings.store.max_size_mb,
+            )
+            try:
+                if self._adapter is None:
+                    self._adapter = DingTalkAdapter(
+                        self._cfg.base_url,
+                        self._cfg.app_key,
+                        self._cfg.app_secret,
+                        timeout_s=self._cfg.timeout_s,
+                        concurrency=self._cfg.concurrency,
+                        batch_size=self._cfg.batch_size,
+                    )
+                self._db = db
+                self._ready.set()
+                log.info(
+                    "bridge started: %s -> %s",
+                    self._settings.db_path,
+                    self._cfg.base_url,
+                    extra={"site": self.site},
+                )
+                await self._supervise(stop)
+            finally:
+                self._set_state(BridgeState.STOPPING)
+                with contextlib.suppress(TackError, sqlite3.Error):
+                    await self._write_status(final=True)
+                self._db = None
+                try:
+                    if self._owns_adapter and self._adapter is not None:
+                        await self._adapter.aclose()
+                finally:
+                    await db.close()
+        finally:
+            self._set_state(BridgeState.CLOSED)
+            log.info("bridge stopped", extra={"site": self.site})
+
+    async def _supervise(self, stop: asyncio.Event) -> None:
+        loops = {
+            asyncio.create_task(self._upload_loop(stop), name=f"{self._name}.upload"),
+            asyncio.create_task(self._roster_loop(stop), name=f"{self._name}.roster"),
+        }
+        stopper = asyncio.create_task(stop.wait(), name=f"{self._name}.stop")
+        try:
+            done, _ = await asyncio.wait({*loops, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in loops & done:
+                task.result()  # a loop only ends early by raising: let it out
+            if loops - done:
+                await asyncio.wait(loops, timeout=self._stop_grace_s)
+            for task in loops:
+                if task.done():
+                    task.result()
+        finally:
+            for pending in (*loops, stopper):
+                pending.cancel()
+            # Awaiting tasks we just cancelled; their CancelledError is expected, not ours.
+            await asyncio.gather(*loops, stopper, return_exceptions=True)
+
+    async def _wait(self, stop: asyncio.Event, timeout_s: float, *, wakeable: bool) -> None:
+        """Sleep ``timeout_s`` or until ``stop`` (or, if ``wakeable``, a ``wake()``)."""
+        if stop.is_set() or (wakeable and self._wake.is_set()):
+            return
+        waiters = [asyncio.create_task(stop.wait(), name=f"{self._name}.wait.stop")]
+        if wakeable:
+            waiters.append(asyncio.create_task(self._wake.wait(), name=f"{self._name}.wait.wake"))
+        try:
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    def _backoff_s(self, failures: int, retry_after_s: float | None, transient: bool) -> float:
+        """Full jitter over a capped exponential; a permanent error waits the whole cap."""
+        cap_s = self._cfg.backoff_max_s
+        if not transient:
+            return cap_s
+        delay_s = random.uniform(0, min(cap_s, self._backoff_base_s * 2 ** min(failures, 30)))
+        if retry_after_s is not None:
+            delay_s = max(delay_s, min(retry_after_s, cap_s))
+        return delay_s
+
+    def _note_error(self, text: str) -> None:
+        self.counters.last_error = text
+        self.counters.last_error_ts_ms = now_ms()
+
+    # -- upload -------------------------------------------------------------------------------
+
+    async def _upload_loop(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            retry_after_s: float | None = None
+            transient = True
+            try:
+                outcome, retry_after_s, transient = await self._upload_round()
+            except (TackError, sqlite3.Error) as exc:  # the store: locked, full, unreadable
+                log.error("upload round failed: %s", exc, extra={"site": self.site})
+                self._note_error(f"store: {exc}")
+                self.counters.store_errors += 1
+                outcome = _Round.BACKOFF
+            with contextlib.suppress(TackError, sqlite3.Error):
+                await self._write_status()
+            if outcome is _Round.AGAIN:
+                failures = 0
+            elif outcome is _Round.IDLE:
+                failures = 0
+                await self._wait(stop, self._cfg.interval_s, wakeable=True)
+            else:
+                delay_s = self._backoff_s(failures, retry_after_s, transient)
+                failures += 1
+                log.info("upload backing off %.2f s", delay_s, extra={"site": self.site})
+                await self._wait(stop, delay_s, wakeable=False)
+
+    async def _upload_round(self) -> tuple[_Round, float | None, bool]:
+        db, adapter = self._require_running()
+        self._wake.clear()
+        async with self._store():
+            batch = await pending_batch(db, adapter.batch_size)
+        if not batch:
+            return _Round.IDLE, None, True
+        self.counters.rounds += 1
+        ids = [r.record_id for r in batch]
+        try:
+            results = await adapter.upload(batch)
+        except CloudError as exc:
+            log.warning(
+                "upload of %d records failed: %s", len(batch), exc, extra={"site": self.site}
+            )
+            self._note_error(exc.message)
+            self.counters.retries += len(batch)
+            async with self._store():
+                await note_attempt(db, ids, exc.message)
+            return _Round.BACKOFF, exc.retry_after_s, exc.transient
+        if sorted(r.record_id for r in results) != sorted(ids):
+            raise RuntimeError("adapter answered for other records than it was given")
+        async with self._store():
+            await self._apply(db, results)
+        retry = [r for r in results if r.outcome is UploadOutcome.RETRY]
+        if retry:
+            hints = [r.retry_after_s for r in retry if r.retry_after_s is not None]
+            return _Round.BACKOFF, max(hints, default=None), True
+        if len(batch) < adapter.batch_size:
+            return _Round.IDLE, None, True
+        return _Round.AGAIN, None, True
+
+    async def _apply(self, db: aiosqlite.Connection, results: list[UploadResult]) -> None:
+        """Write a round's answers to the store: synced, failed with a reason, or retried."""
+        synced = [r for r in results if r.synced]
+        refused = [r for r in results if r.outcome is UploadOutcome.REFUSED]
+        retry: dict[str, list[int]] = defaultdict(list)
+        for r in results:
+            if r.outcome is UploadOutcome.RETRY:
+                retry[r.reason or "transient failure"].append(r.record_id)
+        if synced:
+            await mark_synced(db, [r.record_id for r in synced])
+        if refused:
+            await mark_failed(db, [(r.record_id, r.reason) for r in refused])
+            for r in refused:
+                log.warning(
+                    "record %d refused by the backend: %s",
+                    r.record_id,
+                    r.reason,
+                    extra={"site": self.site},
+                )
+        for reason, ids in retry.items():
+            await note_attempt(db, ids, reason)
+        log.debug(
+            "round of %d: %d synced, %d refused, %d to retry",
+            len(results),
+            len(synced),
+            len(refused),
+            sum(len(ids) for ids in retry.values()),
+            extra={"site": self.site},
+        )
+        c = self.counters
+        c.uploaded += sum(r.outcome is UploadOutcome.ACCEPTED for r in results)
+        c.duplicates += sum(r.outcome is UploadOutcome.DUPLICATE for r in results)
+        c.refused += len(refused)
+        c.retries += sum(len(ids) for ids in retry.values())
+        if synced:
+            c.last_upload_ts_ms = now_ms()
+        if retry:
+            self._note_error(next(iter(retry)))
+
+    # -- roster -------------------------------------------------------------------------------
+
+    async def _roster_loop(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                finished = await self._pull_roster(stop)
+            except CloudError as exc:
+                log.warning("roster pull failed: %s", exc, extra={"site": self.site})
+                self._note_error(exc.message)
+                delay_s = self._backoff_s(failures, exc.retry_after_s, exc.transient)
+                failures += 1
+            except (TackError, sqlite3.Error) as exc:
+                log.error("roster pull failed in the store: %s", exc, extra={"site": self.site})
+                self._note_error(f"store: {exc}")
+                self.counters.store_errors += 1
+                delay_s = self._backoff_s(failures, None, True)
+                failures += 1
+            else:
+                failures = 0
+                delay_s = self._cfg.roster_interval_s if finished else 0.0
+            await self._wait(stop, delay_s, wakeable=False)
+
+    async def _pull_roster(self, stop: asyncio.Event) -> bool:
+        """Pull every page, resuming a pass a restart interrupted; True when a pass finished.
+
+        The cursor is saved after each page, so a large roster is never pulled from the start
+        again because of one failed page or a restart.
+        """
+        db, adapter = self._require_running()
+        async with self._store():
+            cursor = await get_value(db, ROSTER_CURSOR_KEY) or None
+        while True:
+            page = await adapter.pull_roster(cursor)
+            cursor = page.next_cursor if page.has_more else None
+            async with self._store():
+                if page.people:
+                    await upsert_people(db, page.people)
+                await set_value(db, ROSTER_CURSOR_KEY, cursor or "")
+            self.counters.people_pulled += len(page.people)
+            if cursor is None:
+                break
+            if stop.is_set():
+                return False
+        async with self._store():
+            await set_value(db, ROSTER_PULLED_KEY, str(now_ms()))
+        self.counters.roster_pulls += 1
+        log.info("roster pulled", extra={"site": self.site})
+        return True
+
+    # -- status -------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _store(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Exclusive use of the bridge's connection for one group of statements."""
+        if self._db is None:
+            raise RuntimeError("the bridge is not running")
+        async with self._store_lock:
+            if self._db.in_transaction:  # left open by an operation cancelled half-way
+                await self._db.execute("ROLLBACK")
+            yield self._db
+
+    def _require_running(self) -> tuple[aiosqlite.Connection, BackendAdapter]:
+        if self._db is None or self._adapter is None:
+            raise RuntimeError("the bridge is not running")
+        return self._db, self._adapter
+
+    async def _write_status(self, *, final: bool = False) -> None:
+        """Save the counters in the store so another process (``tack status``) can read them."""
+        if self._db is None:
+            return
+        at_s = time.monotonic()
+        counters = asdict(self.counters)
+        if not final and (
+            counters == self._status_written
+            or at_s - self._status_written_s < STATUS_WRITE_INTERVAL_S
+        ):
+            return
+        self._status_written_s = at_s
+        self._status_written = counters
+        state = BridgeState.CLOSED if final else self._state
+        status = {**counters, "state": state.value, "ts_ms": now_ms()}
+        async with self._store() as db:
+            await set_value(db, STATUS_KEY, json.dumps(status, separators=(",", ":")))
+
+
+async def read_status(db: aiosqlite.Connection) -> dict[str, Any] | None:
+    """The counters a bridge (in any process) last saved in the store, or None if none has."""
+    raw = await get_value(db, STATUS_KEY)
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,232 @@
+"""The backend simulator's HTTP app: a DingTalk-style open API subset plus ``/_sim/`` controls.
+
+Like DingTalk, API errors are HTTP 200 with a non-zero ``errcode``; only the ``fail_status``
+fault produces a real HTTP error. ``docs/cloud-bridge.md`` lists the endpoints and errcodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simulators.backend.state import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    MAX_RECORD_AGE_MS,
+    BackendState,
+    Errcode,
+    Faults,
+    now_ms,
+)
+
+HOLD_POLL_S = 0.05  # how quickly a held upload notices that a test cleared the fault
+
+
+class _Upload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    userid: str = Field(min_length=1, max_length=64)
+    device_id: str = Field(min_length=1, max_length=64)
+    device_name: str = Field(min_length=1, max_length=128)
+    user_check_time: int = Field(gt=0)
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    photo_url: str | None = None
+
+
+class _UserList(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    cursor: str | int | None = None
+    size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+
+
+class _Person(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    userid: str = Field(min_length=1)
+    name: str = ""
+    card: str | None = None
+    job_number: str | None = None
+    dept: str = ""
+    active: bool = True
+
+
+class _Roster(BaseModel):
+    people: list[_Person]
+
+
+class _Faults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hold_after_commit_s: float = Field(0.0, ge=0)
+    fail_status: int = Field(0, ge=0)
+    fail_status_code: int = Field(500, ge=400, le=599)
+    throttle: int = Field(0, ge=0)
+    latency_ms: int = Field(0, ge=0)
+
+
+class _Tokens(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_s: float | None = Field(None, gt=0)
+    expire: bool = False
+    revoke: bool = False
+
+
+def _err(errcode: int, errmsg: str) -> dict[str, Any]:
+    return {"errcode": errcode, "errmsg": errmsg}
+
+
+def _invalid(exc: ValidationError) -> dict[str, Any]:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "body"
+    return _err(Errcode.INVALID_PARAMETER, f"invalid parameter {field}: {first['msg']}")
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
+def create_app(state: BackendState) -> FastAPI:
+    app = FastAPI(title="Tack backend simulator", docs_url=None, redoc_url=None)
+    app.state.backend = state
+
+    @app.get("/gettoken")
+    async def gettoken(appkey: str = "", appsecret: str = "") -> dict[str, Any]:
+        issued = state.issue_token(appkey, appsecret)
+        if issued is None:
+            return _err(Errcode.INVALID_APP_CREDENTIALS, "invalid appkey or appsecret")
+        token, ttl_s = issued
+        return {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": ttl_s}
+
+    def token_error(access_token: str | None) -> dict[str, Any] | None:
+        code = state.check_token(access_token)
+        if code == Errcode.INVALID_TOKEN:
+            return _err(code, "invalid access_token")
+        if code == Errcode.TOKEN_EXPIRED:
+            return _err(code, "access_token expired")
+        return None
+
+    @app.post("/topapi/attendance/record/upload", response_model=None)
+    async def upload(request: Request, access_token: str | None = None) -> Any:
+        faults = state.count_upload_call()
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.fail_status:
+            return JSONResponse(
+                {"errcode": Errcode.SYSTEM_BUSY, "errmsg": "simulated server error"},
+                status_code=faults.fail_status_code,
+            )
+        if (bad := token_error(access_token)) is not None:
+            return bad
+        if faults.throttle:
+            return _err(Errcode.RATE_LIMITED, "too many calls; retry after 1 s")
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return _err(Errcode.INVALID_PARAMETER, "invalid parameter body: not a JSON object")
+        try:
+            rec = _Upload.model_validate(body)
+        except ValidationError as exc:
+            return _invalid(exc)
+        if not state.knows_user(rec.userid):
+            return _err(Errcode.UNKNOWN_USERID, f"unknown userid {rec.userid}")
+        if now_ms() - rec.user_check_time > MAX_RECORD_AGE_MS:
+            return _err(
+                Errcode.CHECK_TIME_OUT_OF_RANGE,
+                "user_check_time is more than 180 days old",
+            )
+        stored, duplicate = state.store_record(
+            idempotency_key=rec.idempotency_key,
+            userid=rec.userid,
+            device_id=rec.device_id,
+            device_name=rec.device_name,
+            user_check_time=rec.user_check_time,
+            photo_url=rec.photo_url,
+        )
+        if faults.hold_after_commit_s:
+            await _hold(state, faults.hold_after_commit_s)
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "result": {"duplicate": duplicate},
+            "request_id": stored.request_id if not duplicate else uuid.uuid4().hex,
+        }
+
+    @app.post("/topapi/v2/user/list", response_model=None)
+    async def user_list(request: Request, access_token: str | None = None) -> Any:
+        if (bad := token_error(access_token)) is not None:
+            return bad
+        body = await _json_body(request)
+        try:
+            query = _UserList.model_validate(body if isinstance(body, dict) else {})
+        except ValidationError as exc:
+            return _invalid(exc)
+        cursor = str(query.cursor) if query.cursor not in (None, "", 0) else None
+        people, next_cursor = state.roster_page(cursor, query.size)
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "result": {
+                "list": people,
+                "has_more": next_cursor is not None,
+                "next_cursor": next_cursor,
+            },
+        }
+
+    # -- inspection and control for tests and the CLI ----------------------------------------
+
+    @app.get("/_sim/state")
+    async def sim_state() -> dict[str, Any]:
+        return state.snapshot()
+
+    @app.get("/_sim/records")
+    async def sim_records() -> dict[str, Any]:
+        records = state.records()
+        return {
+            "count": len(records),
+            "max_stored_per_key": max((r["stored"] for r in records), default=0),
+            "records": records,
+        }
+
+    @app.put("/_sim/roster", response_model=None)
+    async def sim_roster(roster: _Roster) -> dict[str, Any]:
+        n = state.set_roster([p.model_dump() for p in roster.people])
+        return {"people": n}
+
+    @app.put("/_sim/faults", response_model=None)
+    async def sim_faults(faults: _Faults) -> dict[str, Any]:
+        state.set_faults(Faults(**faults.model_dump()))
+        return {"faults": faults.model_dump()}
+
+    @app.post("/_sim/tokens", response_model=None)
+    async def sim_tokens(tokens: _Tokens) -> dict[str, Any]:
+        if tokens.ttl_s is not None:
+            state.set_token_ttl(tokens.ttl_s)
+        expired = state.expire_tokens() if tokens.expire else 0
+        revoked = state.revoke_tokens() if tokens.revoke else 0
+        return {"token_ttl_s": state.token_ttl_s, "expired": expired, "revoked": revoked}
+
+    @app.post("/_sim/reset")
+    async def sim_reset() -> dict[str, Any]:
+        state.reset()
+        return {"ok": True}
+
+    return app
+
+
+async def _hold(state: BackendState, hold_s: float) -> None:
+    """Wait ``hold_s`` after storing, or less if a test changes the faults meanwhile."""
+    generation = state.fault_generation
+    deadline = time.monotonic() + hold_s
+    # Faults may change from the test's thread, where an asyncio.Event cannot be set: poll.
+    while time.monotonic() < deadline and state.fault_generation == generation:  # noqa: ASYNC110
+        await asyncio.sleep(HOLD_POLL_S)

@@ -1,0 +1,304 @@
+"""What the backend simulator remembers, so a test can ask exactly what arrived and how often.
+
+The HTTP app runs in uvicorn's thread while the test reads from its own, so every method takes
+one lock. Records are kept in arrival order, once per idempotency key; every upload call is
+also counted per key, which is how a test tells "sent twice, stored once" from "sent once".
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+DEFAULT_TOKEN_TTL_S = 7200  # DingTalk's access token lives two hours
+MAX_RECORD_AGE_MS = 180 * 24 * 3600 * 1000  # the upload API refuses punches older than 180 days
+MAX_PAGE_SIZE = 100  # DingTalk's user list returns at most 100 people a call
+DEFAULT_PAGE_SIZE = 50
+_DEPARTMENTS = ("Engineering", "Sales", "Operations", "Finance", "Facilities")
+
+
+class Errcode:
+    """The errcodes this simulator answers with; DingTalk's own values where it has one."""
+
+    OK = 0
+    SYSTEM_BUSY = -1
+    INVALID_APP_CREDENTIALS = 40089
+    INVALID_TOKEN = 40014
+    TOKEN_EXPIRED = 42001
+    INVALID_PARAMETER = 40035
+    UNKNOWN_USERID = 33012
+    CHECK_TIME_OUT_OF_RANGE = 850001  # user_check_time older than 180 days: refused for good
+    RATE_LIMITED = 90002  # over the per-app call rate; retry after 1 s, 2 s, 4 s
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def demo_roster(n: int) -> list[dict[str, Any]]:
+    """``n`` people with predictable ids and cards (``u0001`` holds ``C0001``, job ``E0001``).
+
+    The demo, the fleet simulator and tests all call this, so a simulated terminal can pick a
+    card the backend (and hence the gateway's roster) knows without any shared state.
+    """
+    width = max(4, len(str(n)))
+    people = []
+    for i in range(1, n + 1):
+        num = str(i).zfill(width)
+        people.append(
+            {
+                "userid": f"u{num}",
+                "name": f"Person {num}",
+                "card": f"C{num}",
+                "job_number": f"E{num}",
+                "dept": _DEPARTMENTS[(i - 1) % len(_DEPARTMENTS)],
+                "active": True,
+            }
+        )
+    return people
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    arrival: int  # 1-based position in arrival order
+    idempotency_key: str
+    userid: str
+    device_id: str
+    device_name: str
+    user_check_time: int
+    photo_url: str | None
+    received_ts_ms: int
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Knobs a test turns to make the backend misbehave. All off by default.
+
+    ``hold_after_commit_s`` stores an upload and then waits before answering, which opens the
+    window where the backend has a record but the gateway has not marked it synced.
+    ``fail_status`` answers the next N upload calls with HTTP ``fail_status_code`` before
+    storing anything; ``throttle`` answers the next N upload calls with errcode 90002.
+    """
+
+    hold_after_commit_s: float = 0.0
+    fail_status: int = 0
+    fail_status_code: int = 500
+    throttle: int = 0
+    latency_ms: int = 0
+
+
+@dataclass
+class _Calls:
+    gettoken: int = 0
+    upload: int = 0
+    user_list: int = 0
+
+
+@dataclass
+class BackendState:
+    """The simulator's memory. Construct with the app credentials it should accept."""
+
+    app_key: str = "tack-demo"
+    app_secret: str = "tack-demo-secret"
+    token_ttl_s: float = DEFAULT_TOKEN_TTL_S
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _records: list[StoredRecord] = field(default_factory=list, repr=False)
+    _by_key: dict[str, StoredRecord] = field(default_factory=dict, repr=False)
+    _submissions: Counter[str] = field(default_factory=Counter, repr=False)
+    _people: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _tokens: dict[str, int] = field(default_factory=dict, repr=False)  # token -> expiry ms
+    _calls: _Calls = field(default_factory=_Calls, repr=False)
+    _faults: Faults = field(default_factory=Faults, repr=False)
+    # Bumped whenever faults change, so an upload being held lets go when a test clears them.
+    _fault_generation: int = 0
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def issue_token(self, app_key: str, app_secret: str) -> tuple[str, int] | None:
+        """A fresh token and its lifetime in seconds, or None for wrong credentials."""
+        with self._lock:
+            self._calls.gettoken += 1
+            if not (
+                secrets.compare_digest(app_key, self.app_key)
+                and secrets.compare_digest(app_secret, self.app_secret)
+            ):
+                return None
+            token = secrets.token_hex(16)
+            self._tokens[token] = now_ms() + int(self.token_ttl_s * 1000)
+            return token, int(self.token_ttl_s)
+
+    def check_token(self, token: str | None) -> int:
+        """``Errcode.OK``, ``INVALID_TOKEN`` or ``TOKEN_EXPIRED``."""
+        with self._lock:
+            expiry = self._tokens.get(token or "")
+        if expiry is None:
+            return Errcode.INVALID_TOKEN
+        if now_ms() >= expiry:
+            return Errcode.TOKEN_EXPIRED
+        return Errcode.OK
+
+    def expire_tokens(self) -> int:
+        """Make every issued token expired now (the next call answers 42001)."""
+        with self._lock:
+            stamp = now_ms()
+            for token in self._tokens:
+                self._tokens[token] = stamp
+            return len(self._tokens)
+
+    def revoke_tokens(self) -> int:
+        """Forget every issued token (the next call answers 40014)."""
+        with self._lock:
+            n = len(self._tokens)
+            self._tokens.clear()
+            return n
+
+    def set_token_ttl(self, ttl_s: float) -> None:
+        with self._lock:
+            self.token_ttl_s = ttl_s
+
+    # -- records ------------------------------------------------------------------------------
+
+    def count_upload_call(self) -> Faults:
+        """Count one upload call and consume one-shot faults; returns the faults to apply.
+
+        The returned ``fail_status``/``throttle`` are 1 when this call must fail that way.
+        """
+        with self._lock:
+            self._calls.upload += 1
+            f = self._faults
+            fail = 1 if f.fail_status > 0 else 0
+            throttle = 1 if not fail and f.throttle > 0 else 0
+            self._faults = replace(
+                f, fail_status=f.fail_status - fail, throttle=f.throttle - throttle
+            )
+            return replace(f, fail_status=fail, throttle=throttle)
+
+    def store_record(
+        self,
+        *,
+        idempotency_key: str,
+        userid: str,
+        device_id: str,
+        device_name: str,
+        user_check_time: int,
+        photo_url: str | None,
+    ) -> tuple[StoredRecord, bool]:
+        """Store once per key; returns the stored record and whether it was already there."""
+        with self._lock:
+            self._submissions[idempotency_key] += 1
+            existing = self._by_key.get(idempotency_key)
+            if existing is not None:
+                return existing, True
+            rec = StoredRecord(
+                arrival=len(self._records) + 1,
+                idempotency_key=idempotency_key,
+                userid=userid,
+                device_id=device_id,
+                device_name=device_name,
+                user_check_time=user_check_time,
+                photo_url=photo_url,
+                received_ts_ms=now_ms(),
+                request_id=uuid.uuid4().hex,
+            )
+            self._records.append(rec)
+            self._by_key[idempotency_key] = rec
+            return rec, False
+
+    def records(self) -> list[dict[str, Any]]:
+        """Stored records in arrival order, each with how often it was stored and submitted."""
+        with self._lock:
+            stored = Counter(r.idempotency_key for r in self._records)
+            return [
+                {
+                    **asdict(r),
+                    "stored": stored[r.idempotency_key],
+                    "submissions": self._submissions[r.idempotency_key],
+                }
+                for r in self._records
+            ]
+
+    # -- roster -------------------------------------------------------------------------------
+
+    def set_roster(self, people: list[dict[str, Any]]) -> int:
+        """Replace the roster. People are kept by ``userid``; paging orders them by it."""
+        with self._lock:
+            self._people = {str(p["userid"]): _person(p) for p in people}
+            return len(self._people)
+
+    def knows_user(self, userid: str) -> bool:
+        with self._lock:
+            return userid in self._people
+
+    def roster_page(self, cursor: str | None, size: int) -> tuple[list[dict[str, Any]], str | None]:
+        """People after ``cursor`` (a userid), in userid order; the next cursor or None.
+
+        A keyset cursor (the last userid returned) keeps paging stable when people are added
+        or removed between calls, which an offset cursor would not.
+        """
+        with self._lock:
+            self._calls.user_list += 1
+            ids = sorted(self._people)
+            if cursor:
+                ids = [i for i in ids if i > cursor]
+            page = [dict(self._people[i]) for i in ids[:size]]
+            more = len(ids) > size
+        return page, (page[-1]["userid"] if more and page else None)
+
+    # -- faults and inspection ----------------------------------------------------------------
+
+    @property
+    def faults(self) -> Faults:
+        with self._lock:
+            return self._faults
+
+    @property
+    def fault_generation(self) -> int:
+        with self._lock:
+            return self._fault_generation
+
+    def set_faults(self, faults: Faults) -> None:
+        with self._lock:
+            self._faults = faults
+            self._fault_generation += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "records": len(self._records),
+                "keys": len(self._by_key),
+                "submissions": sum(self._submissions.values()),
+                "duplicates": sum(self._submissions.values()) - len(self._by_key),
+                "people": len(self._people),
+                "tokens_issued": len(self._tokens),
+                "token_ttl_s": self.token_ttl_s,
+                "calls": asdict(self._calls),
+                "faults": asdict(self._faults),
+            }
+
+    def reset(self) -> None:
+        """Forget records, tokens, counters and faults; keep the roster and credentials."""
+        with self._lock:
+            self._records.clear()
+            self._by_key.clear()
+            self._submissions.clear()
+            self._tokens.clear()
+            self._calls = _Calls()
+            self._faults = Faults()
+            self._fault_generation += 1
+
+
+def _person(p: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "userid": str(p["userid"]),
+        "name": str(p.get("name", "")),
+        "card": p.get("card"),
+        "job_number": p.get("job_number"),
+        "dept": str(p.get("dept", "")),
+        "active": bool(p.get("active", True)),
+    }
