@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,35 +50,45 @@ class RunResult:
 
 
 class _Window:
-    """At most ``size`` messages in flight; latency from send to its answer."""
+    """At most ``size`` messages in flight; latency from send to its answer.
+
+    A raw publish's key (paho's mid) exists only after ``publish()`` returns, and its PUBACK may
+    arrive before that; such an early answer is parked until the sender records its key.
+    """
 
     def __init__(self, size: int) -> None:
         self._free = threading.Semaphore(size)
         self._sent: dict[Any, float] = {}
+        self._early: dict[Any, float] = {}
         self.latencies_s: list[float] = []
         self.done = threading.Event()
         self.expected = 0
         self._lock = threading.Lock()
 
-    def acquire(self, key: Any) -> None:
+    def send(self, publish: Any) -> None:
+        """``publish()`` sends one message and returns its key."""
         self._free.acquire()
+        started = time.perf_counter()
+        key = publish()
         with self._lock:
-            self._sent[key] = time.perf_counter()
-
-    def acquire_mid(self, publish: Any) -> None:
-        """For raw publishes the key (paho's mid) exists only once published: map it under the
-        lock, so a PUBACK that comes back at once waits for the mapping."""
-        self._free.acquire()
-        with self._lock:
-            started = time.perf_counter()
-            self._sent[publish()] = started
+            answered = self._early.pop(key, None)
+            if answered is None:
+                self._sent[key] = started
+                return
+        self._finish(answered - started)
 
     def release(self, key: Any) -> None:
+        now = time.perf_counter()
         with self._lock:
             started = self._sent.pop(key, None)
             if started is None:
+                self._early[key] = now
                 return
-            self.latencies_s.append(time.perf_counter() - started)
+        self._finish(now - started)
+
+    def _finish(self, latency_s: float) -> None:
+        with self._lock:
+            self.latencies_s.append(latency_s)
             if len(self.latencies_s) >= self.expected:
                 self.done.set()
         self._free.release()
@@ -109,11 +120,12 @@ def run_raw(broker: Mosquitto, n: int, clients: int, window: int, payload: bytes
 
     def pump(c: mqtt.Client, w: _Window, idx: int) -> None:
         for _ in range(per):
-            w.acquire_mid(lambda: c.publish(f"bench/raw/{idx}", payload, qos=1).mid)
+            w.send(lambda: c.publish(f"bench/raw/{idx}", payload, qos=1).mid)
 
     start = time.perf_counter()
     threads = [
-        threading.Thread(target=pump, args=(c, w, i)) for i, (c, w) in enumerate(zip(conns, windows))
+        threading.Thread(target=pump, args=(c, w, i))
+        for i, (c, w) in enumerate(zip(conns, windows, strict=True))
     ]
     for t in threads:
         t.start()
@@ -125,8 +137,12 @@ def run_raw(broker: Mosquitto, n: int, clients: int, window: int, payload: bytes
     for c in conns:
         c.disconnect()
         c.loop_stop()
-    return _summarise("raw QoS 1 publish -> PUBACK", per * clients, seconds,
-                      [x for w in windows for x in w.latencies_s])
+    return _summarise(
+        "raw QoS 1 publish -> PUBACK",
+        per * clients,
+        seconds,
+        [x for w in windows for x in w.latencies_s],
+    )
 
 
 def run_durable(
@@ -136,7 +152,7 @@ def run_durable(
     windows = [_Window(window // len(devices)) for _ in devices]
     conns = []
     statuses: dict[str, int] = {}
-    for dev, w in zip(devices, windows):
+    for dev, w in zip(devices, windows, strict=True):
         c = _client(f"bench-{site}-{dev}", broker, window)
         w.expected = per
 
@@ -154,14 +170,24 @@ def run_durable(
     def pump(c: mqtt.Client, w: _Window, dev: str) -> None:
         for seq in range(1, per + 1):
             msg_id = f"{dev}-{seq:08d}"
-            env = {"v": 1, "id": msg_id, "dev": dev, "seq": seq, "ts": int(time.time() * 1000),
-                   "kind": "punch", "body": {"card": f"C{(seq % 20) + 1:04d}"}}
-            w.acquire(msg_id)
-            c.publish(f"tack/v1/{site}/{dev}/evt/punch", dumps(env), qos=1)
+            env = {
+                "v": 1,
+                "id": msg_id,
+                "dev": dev,
+                "seq": seq,
+                "ts": int(time.time() * 1000),
+                "kind": "punch",
+                "body": {"card": f"C{(seq % 20) + 1:04d}"},
+            }
+            w.send(
+                partial(_publish_keyed, c, f"tack/v1/{site}/{dev}/evt/punch", dumps(env), msg_id)
+            )
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=pump, args=(c, w, d))
-               for c, w, d in zip(conns, windows, devices)]
+    threads = [
+        threading.Thread(target=pump, args=(c, w, d))
+        for c, w, d in zip(conns, windows, devices, strict=True)
+    ]
     for t in threads:
         t.start()
     for w in windows:
@@ -174,8 +200,17 @@ def run_durable(
         c.disconnect()
         c.loop_stop()
     accepted = statuses.get(AckStatus.ACCEPTED, 0)
-    return _summarise("durable punch -> commit -> app ack", per * len(devices), seconds,
-                      [x for w in windows for x in w.latencies_s]), accepted
+    return _summarise(
+        "durable punch -> commit -> app ack",
+        per * len(devices),
+        seconds,
+        [x for w in windows for x in w.latencies_s],
+    ), accepted
+
+
+def _publish_keyed(c: mqtt.Client, topic: str, data: bytes, key: str) -> str:
+    c.publish(topic, data, qos=1)
+    return key
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -183,6 +218,11 @@ def _peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / __import__("os").sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -197,18 +237,32 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tack-bench-"))
     site = "bench"
     devices = [f"bench-{i:02d}" for i in range(args.clients)]
-    sample = dumps({"v": 1, "id": "bench-00-00000001", "dev": "bench-00", "seq": 1,
-                    "ts": int(time.time() * 1000), "kind": "punch", "body": {"card": "C0001"}})
+    sample = dumps(
+        {
+            "v": 1,
+            "id": "bench-00-00000001",
+            "dev": "bench-00",
+            "seq": 1,
+            "ts": int(time.time() * 1000),
+            "kind": "punch",
+            "body": {"card": "C0001"},
+        }
+    )
     with Mosquitto() as broker:
         print(f"raw: {args.messages} messages, {args.clients} clients, window {args.window}")
         raw = run_raw(broker, args.messages, args.clients, args.window, sample)
         print(f"  {raw.msgs_per_s:,.0f} msg/s")
 
-        config = write_toml(work / "tack.toml", {
-            "site": site, "data_dir": str(work / "data"),
-            "mqtt": {"host": broker.host, "port": broker.port},
-            "bridge": {"enabled": False}, "log": {"level": "WARNING"},
-        })
+        config = write_toml(
+            work / "tack.toml",
+            {
+                "site": site,
+                "data_dir": str(work / "data"),
+                "mqtt": {"host": broker.host, "port": broker.port},
+                "bridge": {"enabled": False},
+                "log": {"level": "WARNING"},
+            },
+        )
         settings = load_settings(config)
         people = [Person(f"u{i:04d}", f"Person {i}", card=f"C{i:04d}") for i in range(1, 21)]
         asyncio.run(seed(settings, devices, people))
@@ -220,17 +274,28 @@ def main() -> int:
             durable, accepted = run_durable(broker, site, devices, args.messages, args.window)
             assert gw.proc is not None
             rss = _peak_rss_mib(gw.proc.pid)
+            gw_cpu_s = _cpu_s(gw.proc.pid)
         finally:
             gw.stop()
         stored = query(settings.db_path, "SELECT count(*) FROM records")[0][0]
-        print(f"  {durable.msgs_per_s:,.0f} punches/s; {stored} records stored")
+        print(
+            f"  {durable.msgs_per_s:,.0f} punches/s; {stored} records stored; gateway CPU "
+            f"{gw_cpu_s:.1f} s in {durable.seconds:.1f} s; bench CPU {time.process_time():.1f} s"
+        )
 
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": sys.version.split()[0],
-                    "platform": platform.platform()},
-        "settings": {"messages": args.messages, "clients": args.clients, "window": args.window,
-                     "synchronous": "full"},
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "messages": args.messages,
+            "clients": args.clients,
+            "window": args.window,
+            "synchronous": "full",
+        },
         "raw": asdict(raw),
         "durable": asdict(durable),
         "ratio": durable.msgs_per_s / raw.msgs_per_s,
@@ -238,13 +303,17 @@ def main() -> int:
         "accepted_acks": accepted,
         "every_record_committed_before_ack": stored == durable.messages,
         "gateway_peak_rss_mib": rss,
+        "gateway_cpu_s": gw_cpu_s,
         "bench_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     TABLE.write_text(
         "| run | msgs/s | ack p50 (ms) | ack p99 (ms) |\n|---|---|---|---|\n"
-        + "".join(f"| {r.name} | {r.msgs_per_s:,.0f} | {r.latency_p50_ms:.1f} | "
-                  f"{r.latency_p99_ms:.1f} |\n" for r in (raw, durable))
+        + "".join(
+            f"| {r.name} | {r.msgs_per_s:,.0f} | {r.latency_p50_ms:.1f} | "
+            f"{r.latency_p99_ms:.1f} |\n"
+            for r in (raw, durable)
+        )
         + f"\nratio durable/raw: **{results['ratio']:.2f}**; gateway peak RSS "
         f"{rss:.0f} MiB; {stored} of {durable.messages} punches stored\n"
     )

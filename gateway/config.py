@@ -36,7 +36,6 @@ class MqttSettings(_Section):
     username: str = ""
     password: str = ""
     keepalive_s: int = Field(30, ge=5, le=3600)
-    connect_timeout_s: float = Field(10.0, gt=0)
     reconnect_max_s: float = Field(30.0, ge=1)
     max_inflight: int = Field(
         1000, ge=1, le=65535, description="Outgoing QoS 1 acks in flight at once."

@@ -17,7 +17,7 @@ from gateway.config import ConfigError, TackSettings, load_settings
 T = TypeVar("T")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,

@@ -74,9 +74,7 @@ async def test_gateway_killed_mid_burst_loses_nothing_and_doubles_nothing(
     for t in terminals:
         t.start()
     try:
-        handles = [
-            terminals[i % 3].punch(card=PEOPLE[i % len(PEOPLE)].card) for i in range(600)
-        ]
+        handles = [terminals[i % 3].punch(card=PEOPLE[i % len(PEOPLE)].card) for i in range(600)]
         wait_until(
             lambda: query(db_path, "SELECT count(*) FROM records")[0][0] >= 50,
             30,
@@ -101,8 +99,9 @@ async def test_gateway_killed_mid_burst_loses_nothing_and_doubles_nothing(
     assert all(n == 1 for _, n in rows)
     # ... and uploaded exactly once.
     wait_until(
-        lambda: query(db_path, "SELECT count(*) FROM records WHERE sync_state = 'pending'")
-        == [(0,)],
+        lambda: (
+            query(db_path, "SELECT count(*) FROM records WHERE sync_state = 'pending'") == [(0,)]
+        ),
         60,
         "the bridge to upload everything",
     )
@@ -145,6 +144,8 @@ async def test_message_redelivered_by_the_broker_after_restart_is_answered_dupli
             terminal.stop()
             gw.stop()
     assert ack.status is AckStatus.DUPLICATE
-    assert ack.verdict is not None and ack.verdict.ok and ack.verdict.name == "Person 0001"
+    assert ack.verdict is not None
+    assert ack.verdict.ok
+    assert ack.verdict.name == "Person 0001"
     assert query(db_path, "SELECT count(*) FROM records") == [(1,)]
     assert "(broker redelivery)" in (tmp_path / "gateway.log").read_text()
