@@ -34,6 +34,7 @@ from devices.protocol import (
     parse_topic,
     topic,
 )
+from devices.protocol.limits import MAX_SAFE_INT
 from gateway.metrics import GatewayMetrics
 from gateway.registry import DeviceRegistry
 from gateway.store.errors import StoreError
@@ -251,7 +252,9 @@ def _salvage_ids(payload: bytes) -> tuple[str | None, int | None]:
     msg_id, seq = data.get("id"), data.get("seq")
     return (
         msg_id if isinstance(msg_id, str) and len(msg_id) <= 64 else None,
-        seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+        seq
+        if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SAFE_INT
+        else None,
     )
 
 

@@ -177,7 +177,7 @@ def _acks(draw: st.DrawFn) -> Ack:
     status = draw(st.sampled_from(AckStatus))
     return Ack(
         msg_id=draw(st.none() | st.text(max_size=64)),
-        seq=draw(st.none() | st.integers()),
+        seq=draw(st.none() | st.integers(min_value=0, max_value=2**53 - 1)),
         status=status,
         reason=draw(_REASON_FOR[status]),
         message=draw(st.text(max_size=100)),
