@@ -51,6 +51,7 @@ class MqttTransport:
         self._on_message = on_message
         self._loop: asyncio.AbstractEventLoop | None = None
         self.connected = asyncio.Event()
+        self._closing = False
         self.connects = 0
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -80,6 +81,7 @@ class MqttTransport:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
         self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
 
@@ -161,6 +163,6 @@ class MqttTransport:
                 "resumed" if session_present else "new",
             )
         else:
-            if self.connected.is_set():
+            if self.connected.is_set() and not self._closing:
                 log.warning("disconnected from the broker; paho reconnects with backoff")
             self.connected.clear()
