@@ -78,8 +78,14 @@ class Gateway:
         self.verifier = RosterVerifier(self.aux)
         await self.verifier.reload_if_changed()
         self.writer = await stack.enter_async_context(
-            RecordWriter(self.db, max_batch=s.store.max_batch, max_pending=s.store.max_pending)
+            RecordWriter(
+                self.db,
+                max_batch=s.store.max_batch,
+                max_pending=s.store.max_pending,
+                on_commit=self._observe_commit,
+            )
         )
+        self.metrics.pending.set_function(lambda: self.writer.pending)
         if self._run_bridge:
             from cloud_bridge.runner import Bridge
 
@@ -119,6 +125,10 @@ class Gateway:
         return await open_database(
             self.settings.db_path, synchronous=s.synchronous, max_size_mb=s.max_size_mb
         )
+
+    def _observe_commit(self, batch_size: int) -> None:
+        self.metrics.commits.inc()
+        self.metrics.batch_size.observe(batch_size)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)

@@ -14,7 +14,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,8 +98,16 @@ ON CONFLICT (device_id, msg_id) DO NOTHING
 class RecordWriter:
     """Group commit over one connection. Use as ``async with``; submit from any task."""
 
-    def __init__(self, db: aiosqlite.Connection, *, max_batch: int, max_pending: int) -> None:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        *,
+        max_batch: int,
+        max_pending: int,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
         self._db = db
+        self._on_commit = on_commit
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[NewRecord, asyncio.Future[WriteResult]]] = asyncio.Queue(
             maxsize=max_pending
@@ -184,6 +192,8 @@ class RecordWriter:
             raise map_sqlite_error(exc, f"committing {len(batch)} records") from exc
         self.commits += 1
         self.committed_rows += sum(r.inserted for r in results)
+        if self._on_commit is not None:
+            self._on_commit(len(batch))
         return results
 
     async def _existing(self, key: tuple[str, str]) -> WriteResult:

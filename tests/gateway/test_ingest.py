@@ -63,3 +63,17 @@ async def test_inactive_person_is_refused(
     dev.send(dev.envelope(body={"emp": "E003"}))
     ack = await dev.next_ack()
     assert (ack.status, ack.reason) == (AckStatus.REJECTED, ReasonCode.PERSON_INACTIVE)
+
+
+async def test_commits_are_counted_in_the_metrics(
+    gateway_factory: Callable[..., Any], raw_device: Callable[[str], RawDevice]
+) -> None:
+    gw = await gateway_factory(devices=["term-001"])
+    dev = raw_device("term-001")
+    for _ in range(3):
+        dev.send(dev.envelope())
+        await dev.next_ack()
+    commits = gw.metrics.total("tack_commits_total")
+    assert 1 <= commits <= 3
+    assert gw.metrics.total("tack_commit_batch_size_sum") == 3
+    assert gw.metrics.total("tack_records_committed_total") == 3
