@@ -37,9 +37,6 @@ class MqttSettings(_Section):
     password: str = ""
     keepalive_s: int = Field(30, ge=5, le=3600)
     reconnect_max_s: float = Field(30.0, ge=1)
-    max_inflight: int = Field(
-        1000, ge=1, le=65535, description="Outgoing QoS 1 acks in flight at once."
-    )
 
 
 class StoreSettings(_Section):

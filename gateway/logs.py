@@ -64,5 +64,5 @@ def configure_logging(level: str = "INFO", fmt: str = "logfmt") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Libraries are chatty at INFO about every request and connection.
-    for noisy in ("uvicorn.access", "httpx", "amqtt", "transitions"):
+    for noisy in ("uvicorn.access", "httpx", "amqtt", "transitions", "gmqtt"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -77,3 +78,32 @@ async def test_commits_are_counted_in_the_metrics(
     assert 1 <= commits <= 3
     assert gw.metrics.total("tack_commit_batch_size_sum") == 3
     assert gw.metrics.total("tack_records_committed_total") == 3
+
+
+async def test_gateway_reconnects_after_the_broker_restarts(
+    tmp_path: Any, mosquitto_factory: Callable[[], Any], site: str
+) -> None:
+    """The broker goes away and comes back (new session): the gateway reconnects, subscribes
+    again and serves punches; a punch made meanwhile waits in the device's outbox."""
+    from gateway.service import Gateway
+    from tests.fixtures.gateway import gateway_settings, seed
+
+    broker = mosquitto_factory()
+    settings = gateway_settings(tmp_path, broker, site)
+    await seed(settings, ["term-001"])
+    async with Gateway(settings) as gw:
+        await gw.wait_connected(10)
+        broker.stop()
+        await asyncio.sleep(0.5)
+        assert not gw.transport.connected.is_set()
+        broker.start()
+        await gw.wait_connected(30)
+        dev = RawDevice(broker, site, "term-001")
+        try:
+            env = dev.envelope()
+            dev.send(env)
+            ack = await dev.next_ack()
+        finally:
+            dev.close()
+    assert (ack.status, ack.msg_id) == (AckStatus.ACCEPTED, env["id"])
+    assert gw.transport.connects == 2
