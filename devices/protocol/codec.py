@@ -63,6 +63,11 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+# Built once: json.loads with hooks would build a new decoder for every message.
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_constant=_refuse_constant)
+_CREDENTIAL_TYPES = tuple(CredentialType)
+
+
 def _load_object(payload: bytes, limit: int) -> dict[str, Any]:
     if len(payload) > limit:
         raise ProtocolError(
@@ -70,9 +75,7 @@ def _load_object(payload: bytes, limit: int) -> dict[str, Any]:
             f"payload is {len(payload)} bytes; the limit is {limit}",
         )
     try:
-        data = json.loads(
-            payload.decode("utf-8"), parse_int=_parse_int, parse_constant=_refuse_constant
-        )
+        data = _DECODER.decode(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(ReasonCode.MALFORMED_JSON, f"payload is not UTF-8 JSON: {exc}") from exc
     except RecursionError as exc:
@@ -139,7 +142,7 @@ def _check_id(name: str, value: str, limit: int, where: str = "") -> str:
 
 
 def _punch_body(body: dict[str, Any]) -> PunchBody:
-    present = [t for t in CredentialType if t.value in body]
+    present = [t for t in _CREDENTIAL_TYPES if t.value in body]
     if not present:
         raise ProtocolError(
             ReasonCode.MISSING_FIELD,

@@ -25,6 +25,9 @@ class TopicKind(enum.StrEnum):
     STATE = "state"
 
 
+_KINDS = frozenset(k.value for k in TopicKind)
+
+
 @dataclass(frozen=True, slots=True)
 class Topic:
     site: str
@@ -61,7 +64,7 @@ def parse_topic(value: str) -> Topic:
             f"topic {value!r} is not tack/v1/{{site}}/{{device_id}}/{{evt|cmd|state}}/{{name}}",
         )
     _, _, site, device_id, kind, name = parts
-    if kind not in TopicKind.__members__.values():
+    if kind not in _KINDS:
         raise ProtocolError(
             ReasonCode.BAD_TOPIC, f"topic {value!r}: level 5 must be evt, cmd or state"
         )
