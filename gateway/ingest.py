@@ -68,30 +68,31 @@ class Ingest:
         self._metrics = metrics
         self._busy_retry_s = busy_retry_s
         self._on_commit = on_commit
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._tasks)
-
-    def submit(self, msg: Inbound, parsed: Topic) -> None:
-        task = asyncio.create_task(self._handle(msg, parsed), name="tack.ingest")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def drain(self) -> None:
         """Wait for messages already being handled (on shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._idle.wait()
 
-    async def _handle(self, msg: Inbound, where: Topic) -> None:
+    async def handle(self, msg: Inbound, where: Topic) -> bool:
+        """Handle one event; ``True`` once it is answered and may be settled."""
         ctx: dict[str, Any] = {"site": where.site, "device_id": where.device_id}
+        self.in_flight += 1
+        self._idle.clear()
         try:
             await self._process(msg, where, ctx)
+            return True
         except Exception:
             # A bug must not kill ingest; the message stays unsettled, so the broker keeps it.
             log.exception("unexpected error while handling a message", extra=ctx)
             self._metrics.invalid.labels(ReasonCode.INTERNAL_ERROR).inc()
+            return False
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
 
     async def _process(self, msg: Inbound, where: Topic, ctx: dict[str, Any]) -> None:
         try:
@@ -209,12 +210,12 @@ class Ingest:
         self._send_ack(msg, where, ack)
 
     def _send_ack(self, msg: Inbound, where: Topic, ack: Ack) -> None:
-        # Ack first, then settle: if we die between the two, the broker redelivers and the
-        # device hears "duplicate"; the other order could leave a device with no answer.
+        # Ack first; the transport settles after the handler returns. If we die between the two,
+        # the broker redelivers and the device hears "duplicate"; the other order could leave a
+        # device with no answer.
         self._transport.publish(
             topic(where.site, where.device_id, TopicKind.CMD, "ack"), encode_ack(ack)
         )
-        msg.settle()
         self._metrics.acks.labels(ack.status, ack.reason).inc()
         self._metrics.observe_ack_latency(time.monotonic() - msg.received_s)
 
@@ -259,7 +260,7 @@ def _salvage_ids(payload: bytes) -> tuple[str | None, int | None]:
 
 
 def route(msg: Inbound) -> Topic | None:
-    """Parse the topic of an incoming message; ``None`` (logged, counted) when unusable."""
+    """Parse the topic of an incoming message; ``None`` (logged) when unusable."""
     try:
         return parse_topic(msg.topic)
     except ProtocolError as exc:

@@ -30,41 +30,47 @@ class PresenceTracker:
         self._registry = registry
         self._metrics = metrics
 
-    async def handle(self, msg: Inbound, where: Topic) -> None:
+    async def handle(self, msg: Inbound, where: Topic) -> bool:
+        """Settles bad and stale presence too: they will not improve by coming again."""
         ctx = {"site": where.site, "device_id": where.device_id}
         try:
-            if where.name != "online":
-                return
-            try:
-                presence = decode_presence(msg.payload)
-            except ProtocolError as exc:
-                self._metrics.invalid.labels(exc.reason_code).inc()
-                log.warning("ignored bad presence: %s", exc.message, extra=ctx)
-                return
-            device = await self._registry.lookup(where.device_id)
-            if device is None:
-                self._metrics.invalid.labels(ReasonCode.UNKNOWN_DEVICE).inc()
-                log.info("presence from an unregistered device ignored", extra=ctx)
-                return
-            try:
-                applied = await record_presence(
-                    self._db, where.device_id, presence.online, presence.boot, presence.firmware
-                )
-            except StoreError as exc:
-                log.error("could not record presence: %s", exc.message, extra=ctx)
-                return
-            if applied:
-                log.info(
-                    "device %s (boot %d)",
-                    "online" if presence.online else "offline",
-                    presence.boot,
-                    extra=ctx,
-                )
-                await self.refresh_gauge()
-            else:
-                log.info("stale presence from boot %d ignored", presence.boot, extra=ctx)
-        finally:
-            msg.settle()
+            await self._apply(msg, where, ctx)
+        except Exception:
+            log.exception("unexpected error while handling presence", extra=ctx)
+            return False
+        return True
+
+    async def _apply(self, msg: Inbound, where: Topic, ctx: dict[str, str]) -> None:
+        if where.name != "online":
+            return
+        try:
+            presence = decode_presence(msg.payload)
+        except ProtocolError as exc:
+            self._metrics.invalid.labels(exc.reason_code).inc()
+            log.warning("ignored bad presence: %s", exc.message, extra=ctx)
+            return
+        device = await self._registry.lookup(where.device_id)
+        if device is None:
+            self._metrics.invalid.labels(ReasonCode.UNKNOWN_DEVICE).inc()
+            log.info("presence from an unregistered device ignored", extra=ctx)
+            return
+        try:
+            applied = await record_presence(
+                self._db, where.device_id, presence.online, presence.boot, presence.firmware
+            )
+        except StoreError as exc:
+            log.error("could not record presence: %s", exc.message, extra=ctx)
+            return
+        if applied:
+            log.info(
+                "device %s (boot %d)",
+                "online" if presence.online else "offline",
+                presence.boot,
+                extra=ctx,
+            )
+            await self.refresh_gauge()
+        else:
+            log.info("stale presence from boot %d ignored", presence.boot, extra=ctx)
 
     async def refresh_gauge(self) -> None:
         async with self._db.execute("SELECT count(*) FROM presence WHERE online = 1") as cur:

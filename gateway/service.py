@@ -135,19 +135,18 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _on_message(self, msg: Inbound) -> None:
+    async def _on_message(self, msg: Inbound) -> bool:
+        """The transport's handler: route by topic kind; ``True`` settles the message."""
         where = route(msg)
         if where is None:
             self.metrics.invalid.labels("bad_topic").inc()
-            msg.settle()
-            return
+            return True  # a bad topic stays bad: settle, do not let it come back
         self.metrics.messages.labels(where.kind).inc()
         if where.kind is TopicKind.EVT:
-            self.ingest.submit(msg, where)
-        elif where.kind is TopicKind.STATE:
-            self._spawn(self.presence.handle(msg, where), "tack.presence")
-        else:
-            msg.settle()
+            return await self.ingest.handle(msg, where)
+        if where.kind is TopicKind.STATE:
+            return await self.presence.handle(msg, where)
+        return True
 
     async def _refresh_loop(self) -> None:
         while True:

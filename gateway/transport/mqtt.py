@@ -2,7 +2,7 @@
 
 gmqtt runs on the gateway's own event loop (no network thread, no hop between threads) and,
 with ``optimistic_acknowledgement=False``, sends a message's PUBACK only when the coroutine that
-handles it returns. That coroutine waits for ``settle()``, which the ingest path calls after the
+handles it returns. That coroutine is the gateway's handler itself, which returns after the
 record is committed and the device's ack is queued. If the gateway dies in between, the broker
 still holds the message for this client id (``clean_session=False``) and delivers it again on
 reconnect, where the unique key turns it into a ``duplicate`` answer instead of a second record.
@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import gmqtt
@@ -26,7 +26,7 @@ from gmqtt.mqtt.constants import MQTTv311
 
 from devices.protocol.errors import TackError
 from gateway.config import MqttSettings
-from gateway.transport import Inbound
+from gateway.transport import Handler, Inbound
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,15 @@ class MqttTransport:
         settings: MqttSettings,
         client_id: str,
         subscriptions: Sequence[str],
-        on_message: Callable[[Inbound], None],
+        handler: Handler,
     ) -> None:
         self._settings = settings
         self._subscriptions = list(subscriptions)
-        self._on_message = on_message
+        self._handler = handler
         self.connected = asyncio.Event()
         self.connects = 0
         self._closing = False
-        self._unsettled: set[asyncio.Future[int]] = set()
+        self._held: set[asyncio.Future[int]] = set()
         self._connector: asyncio.Task[None] | None = None
         client = gmqtt.Client(client_id, clean_session=False, optimistic_acknowledgement=False)
         if settings.username:
@@ -77,7 +77,7 @@ class MqttTransport:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connector
         # Unsettled messages stay with the broker and come again on the next connection.
-        for fut in self._unsettled:
+        for fut in self._held:
             fut.cancel()
         if self._client.is_connected:
             try:
@@ -147,26 +147,22 @@ class MqttTransport:
     async def _gmqtt_message(
         self, client: Any, topic: str, payload: bytes, qos: int, properties: dict[str, Any]
     ) -> int:
-        settled: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-        def settle() -> None:
-            if not settled.done():
-                settled.set_result(0)  # 0: PUBACK "success"
-
-        self._on_message(
+        settled = await self._handler(
             Inbound(
                 topic=topic,
                 payload=bytes(payload),
                 received_s=time.monotonic(),
                 transport=self.name,
                 redelivered=bool(properties.get("dup")),
-                settle=settle,
             )
         )
-        if settled.done():
-            return 0
-        self._unsettled.add(settled)
+        if settled:
+            return 0  # PUBACK "success"
+        # Not settled: never PUBACK. The broker keeps the message for this session and
+        # delivers it again after the next reconnect.
+        held: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._held.add(held)
         try:
-            return await settled
+            return await held
         finally:
-            self._unsettled.discard(settled)
+            self._held.discard(held)
