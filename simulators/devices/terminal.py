@@ -89,7 +89,8 @@ class TerminalConfig:
 
     @property
     def mqtt_client_id(self) -> str:
-        return self.client_id or f"tack-dev-{self.device_id}"
+        # The site is part of it: two sites may share a broker and reuse device ids.
+        return self.client_id or f"tack-dev-{self.site}-{self.device_id}"
 
 
 @dataclass(frozen=True, slots=True)
