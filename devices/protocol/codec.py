@@ -6,32 +6,59 @@ order (each present, then of its type, then in range: ``id``, ``dev``, ``seq``, 
 kind against the topic, and last the body's own fields. The first failure raises
 :class:`ProtocolError` with the reason code the shared test vectors expect, so every
 implementation reports the same code for the same bytes.
+
+Camera frames (``evt/frame``) are the one payload that is not a JSON object: a JSON header
+line, a newline, then the JPEG. Commands to a device (``cmd/time``, ``cmd/schedule``) are read
+tolerantly, as acks are, so a newer gateway's command still reaches an older device.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from devices.protocol.errors import ProtocolError
 from devices.protocol.limits import (
+    MAX_BOOKING_CHARS,
+    MAX_BUTTON_MINUTES,
+    MAX_CMD_BYTES,
     MAX_CREDENTIAL_CHARS,
     MAX_DEVICE_ID_CHARS,
     MAX_EVT_BYTES,
+    MAX_FRAME_BYTES,
+    MAX_FRAME_HEADER_BYTES,
+    MAX_FRAME_PAYLOAD_BYTES,
+    MAX_GPS_ACC_M,
     MAX_ID_CHARS,
+    MAX_LAT_E7,
+    MAX_LON_E7,
+    MAX_ORGANISER_CHARS,
+    MAX_ROOM_CHARS,
     MAX_SAFE_INT,
+    MAX_SCHEDULE_ITEMS,
     MAX_STATE_BYTES,
+    MAX_TITLE_CHARS,
     PROTOCOL_VERSION,
 )
 from devices.protocol.messages import (
     Ack,
     AckStatus,
     Body,
+    ButtonAction,
+    ButtonBody,
+    CheckinBody,
     CredentialType,
     Envelope,
+    Frame,
+    GpsFix,
+    PhotoRef,
     Presence,
     PunchBody,
+    Schedule,
+    ScheduleItem,
     Verdict,
 )
 from devices.protocol.reasons import ReasonCode
@@ -66,6 +93,9 @@ def _refuse_constant(name: str) -> Any:
 # Built once: json.loads with hooks would build a new decoder for every message.
 _DECODER = json.JSONDecoder(parse_int=_parse_int, parse_constant=_refuse_constant)
 _CREDENTIAL_TYPES = tuple(CredentialType)
+_BUTTONS = frozenset(b.value for b in ButtonAction)
+_SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
+_JPEG_MAGIC = b"\xff\xd8"
 
 
 def _load_object(payload: bytes, limit: int) -> dict[str, Any]:
@@ -106,7 +136,7 @@ def _require(data: dict[str, Any], name: str, kind: type, where: str = "") -> An
     return value
 
 
-_TYPE_NAMES = {int: "integer", str: "string", dict: "object", bool: "boolean"}
+_TYPE_NAMES = {int: "integer", str: "string", dict: "object", bool: "boolean", list: "array"}
 
 
 def _json_type(value: object) -> str:
@@ -129,6 +159,36 @@ def _check_int(name: str, value: int) -> int:
             ReasonCode.INVALID_VALUE, f"field {name!r} must be 0..2^53-1, got {value}", field=name
         )
     return value
+
+
+def _check_range(name: str, value: int, low: int, high: int, where: str = "") -> int:
+    if not low <= value <= high:
+        raise ProtocolError(
+            ReasonCode.INVALID_VALUE,
+            f"{where}field {name!r} must be {low}..{high}, got {value}",
+            field=where + name,
+        )
+    return value
+
+
+def _check_sha256(name: str, value: str, where: str = "") -> str:
+    if _SHA256_RE.match(value) is None:
+        raise ProtocolError(
+            ReasonCode.INVALID_VALUE,
+            f"{where}field {name!r} must be 64 lower-case hex digits, got {value[:80]!r}",
+            field=where + name,
+        )
+    return value
+
+
+def _check_version(data: dict[str, Any], what: str) -> None:
+    version = _require(data, "v", int)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            ReasonCode.UNSUPPORTED_VERSION,
+            f"{what} version {version} is not supported; this gateway speaks {PROTOCOL_VERSION}",
+            field="v",
+        )
 
 
 def _check_id(name: str, value: str, limit: int, where: str = "") -> str:
@@ -158,23 +218,75 @@ def _punch_body(body: dict[str, Any]) -> PunchBody:
     ctype = present[0]
     value = _require(body, ctype.value, str, "body.")
     _check_id(ctype.value, value, MAX_CREDENTIAL_CHARS, "body.")
-    return PunchBody(credential_type=ctype, credential=value)
+    gps = _gps(_require(body, "gps", dict, "body.")) if "gps" in body else None
+    photo = _photo(_require(body, "photo", dict, "body.")) if "photo" in body else None
+    return PunchBody(credential_type=ctype, credential=value, gps=gps, photo=photo)
 
 
-BODY_DECODERS: dict[str, Callable[[dict[str, Any]], Body]] = {"punch": _punch_body}
+def _gps(gps: dict[str, Any]) -> GpsFix:
+    where = "body.gps."
+    lat = _check_range("lat", _require(gps, "lat", int, where), -MAX_LAT_E7, MAX_LAT_E7, where)
+    lon = _check_range("lon", _require(gps, "lon", int, where), -MAX_LON_E7, MAX_LON_E7, where)
+    acc = (
+        _check_range("acc", _require(gps, "acc", int, where), 0, MAX_GPS_ACC_M, where)
+        if "acc" in gps
+        else None
+    )
+    ts = (
+        _check_range("ts", _require(gps, "ts", int, where), 0, MAX_SAFE_INT, where)
+        if "ts" in gps
+        else None
+    )
+    return GpsFix(lat_e7=lat, lon_e7=lon, acc_m=acc, ts_ms=ts)
+
+
+def _photo(photo: dict[str, Any]) -> PhotoRef:
+    where = "body.photo."
+    size = _check_range("len", _require(photo, "len", int, where), 1, MAX_FRAME_BYTES, where)
+    digest = _check_sha256("sha256", _require(photo, "sha256", str, where), where)
+    return PhotoRef(size_bytes=size, sha256=digest)
+
+
+def _checkin_body(body: dict[str, Any]) -> CheckinBody:
+    booking = _require(body, "booking", str, "body.")
+    return CheckinBody(booking=_check_id("booking", booking, MAX_BOOKING_CHARS, "body."))
+
+
+def _button_body(body: dict[str, Any]) -> ButtonBody:
+    button = _require(body, "button", str, "body.")
+    if button not in _BUTTONS:
+        raise ProtocolError(
+            ReasonCode.INVALID_VALUE,
+            f"body field 'button' must be one of {sorted(_BUTTONS)}, got {button[:40]!r}",
+            field="body.button",
+        )
+    booking = (
+        _check_id("booking", _require(body, "booking", str, "body."), MAX_BOOKING_CHARS, "body.")
+        if "booking" in body
+        else None
+    )
+    minutes = (
+        _check_range(
+            "minutes", _require(body, "minutes", int, "body."), 1, MAX_BUTTON_MINUTES, "body."
+        )
+        if "minutes" in body
+        else None
+    )
+    return ButtonBody(button=ButtonAction(button), booking=booking, minutes=minutes)
+
+
+BODY_DECODERS: dict[str, Callable[[dict[str, Any]], Body]] = {
+    "punch": _punch_body,
+    "checkin": _checkin_body,
+    "button": _button_body,
+}
 """Event kinds of protocol v1 and the decoder of each one's body."""
 
 
 def decode_event(topic: Topic, payload: bytes) -> Envelope:
     """Decode an ``evt`` message received on ``topic``."""
     data = _load_object(payload, MAX_EVT_BYTES)
-    version = _require(data, "v", int)
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(
-            ReasonCode.UNSUPPORTED_VERSION,
-            f"protocol version {version} is not supported; this gateway speaks {PROTOCOL_VERSION}",
-            field="v",
-        )
+    _check_version(data, "protocol")
     msg_id = _check_id("id", _require(data, "id", str), MAX_ID_CHARS)
     device_id = _check_id("dev", _require(data, "dev", str), MAX_DEVICE_ID_CHARS)
     seq = _check_int("seq", _require(data, "seq", int))
@@ -262,15 +374,180 @@ def encode_presence(presence: Presence) -> bytes:
 def decode_presence(payload: bytes) -> Presence:
     """Decode a retained ``state/online``; ``fw`` and ``ts`` are optional but typed when present."""
     data = _load_object(payload, MAX_STATE_BYTES)
-    version = _require(data, "v", int)
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(
-            ReasonCode.UNSUPPORTED_VERSION,
-            f"presence version {version} is not supported",
-            field="v",
-        )
+    _check_version(data, "presence")
     online = _require(data, "online", bool)
     boot = _check_int("boot", _require(data, "boot", int))
     fw = _require(data, "fw", str) if "fw" in data else None
     ts = _check_int("ts", _require(data, "ts", int)) if "ts" in data else None
     return Presence(online=online, boot=boot, firmware=fw, ts_ms=ts)
+
+
+def encode_frame(device_id: str, msg_id: str, jpeg: bytes) -> bytes:
+    """The ``evt/frame`` payload: the header line, a newline, then the JPEG, byte for byte.
+
+    Refuses (``ValueError``) what :func:`decode_frame` would refuse, so a bad frame is caught
+    where it is made rather than counted at the gateway.
+    """
+    if not valid_id(device_id, MAX_DEVICE_ID_CHARS) or not valid_id(msg_id, MAX_ID_CHARS):
+        raise ValueError(f"frame ids must be identifiers: dev {device_id!r}, id {msg_id!r}")
+    if not 1 <= len(jpeg) <= MAX_FRAME_BYTES:
+        raise ValueError(f"a frame is 1..{MAX_FRAME_BYTES} bytes of JPEG, got {len(jpeg)}")
+    if not jpeg.startswith(_JPEG_MAGIC):
+        raise ValueError("a frame must be a JPEG (starting FF D8)")
+    frame = Frame(device_id, msg_id, hashlib.sha256(jpeg).hexdigest(), bytes(jpeg))
+    return dumps(frame.header()) + b"\n" + frame.data
+
+
+def decode_frame(topic: Topic, payload: bytes) -> Frame:
+    """Decode an ``evt/frame``: check the header as an envelope is checked, then the JPEG
+    against the header's ``len`` and ``sha256``."""
+    if len(payload) > MAX_FRAME_PAYLOAD_BYTES:
+        raise ProtocolError(
+            ReasonCode.PAYLOAD_TOO_LARGE,
+            f"frame is {len(payload)} bytes; the limit is {MAX_FRAME_PAYLOAD_BYTES} "
+            f"({MAX_FRAME_HEADER_BYTES} of header, a newline, {MAX_FRAME_BYTES} of JPEG)",
+        )
+    end = payload.find(b"\n", 0, MAX_FRAME_HEADER_BYTES + 1)
+    if end < 0:
+        raise ProtocolError(
+            ReasonCode.MALFORMED_JSON,
+            f"a frame starts with a JSON header line of at most {MAX_FRAME_HEADER_BYTES} bytes "
+            "and a newline; found no newline",
+        )
+    data = _load_object(payload[:end], MAX_FRAME_HEADER_BYTES)
+    _check_version(data, "frame")
+    msg_id = _check_id("id", _require(data, "id", str), MAX_ID_CHARS)
+    device_id = _check_id("dev", _require(data, "dev", str), MAX_DEVICE_ID_CHARS)
+    size = _check_range("len", _require(data, "len", int), 1, MAX_FRAME_BYTES)
+    digest = _check_sha256("sha256", _require(data, "sha256", str))
+    if device_id != topic.device_id:
+        raise ProtocolError(
+            ReasonCode.DEVICE_MISMATCH,
+            f"frame header says device {device_id!r} but was published on "
+            f"{topic.device_id!r}'s topic",
+            field="dev",
+        )
+    if topic.kind is not TopicKind.EVT or topic.name != "frame":
+        raise ProtocolError(
+            ReasonCode.TOPIC_MISMATCH, f"a frame must be published on .../evt/frame, not {topic}"
+        )
+    jpeg = payload[end + 1 :]
+    if len(jpeg) != size:
+        raise ProtocolError(
+            ReasonCode.INVALID_VALUE,
+            f"frame header says {size} bytes of JPEG but {len(jpeg)} follow it",
+            field="len",
+        )
+    if hashlib.sha256(jpeg).hexdigest() != digest:
+        raise ProtocolError(
+            ReasonCode.INVALID_VALUE,
+            "the JPEG's SHA-256 differs from the header's: the frame was damaged or mixed up",
+            field="sha256",
+        )
+    if not jpeg.startswith(_JPEG_MAGIC):
+        raise ProtocolError(
+            ReasonCode.INVALID_VALUE, "frame data is not a JPEG (no FF D8 start)", field="data"
+        )
+    return Frame(device_id=device_id, msg_id=msg_id, sha256=digest, data=bytes(jpeg))
+
+
+def encode_time(ts_ms: int) -> bytes:
+    """``cmd/time``: the gateway's clock, in ms since 1970-01-01T00:00:00Z."""
+    if not _is_uint53(ts_ms):
+        raise ValueError(f"time must be an integer 0..2^53-1 ms, got {ts_ms!r}")
+    return dumps({"v": PROTOCOL_VERSION, "ts": ts_ms})
+
+
+def decode_time(payload: bytes) -> int:
+    """Read a ``cmd/time`` as a device does: ``ts`` is required and checked (a wrong clock is
+    worse than none); ``v`` and unknown fields are not looked at, as in an ack."""
+    data = _load_object(payload, MAX_CMD_BYTES)
+    return _check_int("ts", _require(data, "ts", int))
+
+
+def encode_schedule(room: str, ts_ms: int, items: Sequence[ScheduleItem]) -> bytes:
+    """``cmd/schedule`` for a meeting-room panel, items in order of start (stable).
+
+    Refuses (``ValueError``) a schedule a panel would not show whole: more than 24 items, an
+    item that ends before it starts, text over its limit, or more than 8192 bytes in all (a
+    long list of long non-ASCII titles can get there: send fewer items).
+    """
+    if not 1 <= len(room) <= MAX_ROOM_CHARS:
+        raise ValueError(f"room name must be 1-{MAX_ROOM_CHARS} characters, got {room!r}")
+    if len(items) > MAX_SCHEDULE_ITEMS:
+        raise ValueError(f"a schedule holds at most {MAX_SCHEDULE_ITEMS} items, got {len(items)}")
+    for item in items:
+        if not valid_id(item.booking, MAX_BOOKING_CHARS):
+            raise ValueError(f"booking id {item.booking!r} must be an identifier of 1-64")
+        if not 0 <= item.start_ms < item.end_ms <= MAX_SAFE_INT:
+            raise ValueError(f"booking {item.booking!r} must end after it starts")
+        if len(item.title) > MAX_TITLE_CHARS:
+            raise ValueError(f"booking {item.booking!r}: title over {MAX_TITLE_CHARS} characters")
+        if item.organiser is not None and len(item.organiser) > MAX_ORGANISER_CHARS:
+            raise ValueError(
+                f"booking {item.booking!r}: organiser over {MAX_ORGANISER_CHARS} characters"
+            )
+    if not _is_uint53(ts_ms):
+        raise ValueError(f"schedule time must be an integer 0..2^53-1 ms, got {ts_ms!r}")
+    ordered = tuple(sorted(items, key=lambda i: i.start_ms))
+    payload = dumps(Schedule(room=room, ts_ms=ts_ms, items=ordered).to_wire())
+    if len(payload) > MAX_CMD_BYTES:
+        raise ValueError(
+            f"schedule is {len(payload)} bytes; the limit is {MAX_CMD_BYTES}: send fewer items"
+        )
+    return payload
+
+
+def decode_schedule(payload: bytes) -> Schedule:
+    """Read a ``cmd/schedule`` as a panel does.
+
+    Only ``items`` is required (a list): without it there is nothing to show, and the panel
+    keeps what it had. Everything else is tolerant: an item that is not an object, has no
+    valid ``id`` or does not end after it starts is dropped and counted; a wrong-typed
+    ``room``, ``title`` or ``by`` reads as ``""``, ``""`` and null, ``ts`` as null, and only
+    ``true`` is checked in. Items are kept in order of start (stable), the first 24.
+    """
+    data = _load_object(payload, MAX_CMD_BYTES)
+    raw_items = _require(data, "items", list)
+    room, ts = data.get("room"), data.get("ts")
+    items: list[ScheduleItem] = []
+    dropped = 0
+    for raw in raw_items:
+        item = _schedule_item(raw)
+        if item is None:
+            dropped += 1
+        else:
+            items.append(item)
+    items.sort(key=lambda i: i.start_ms)
+    dropped += max(0, len(items) - MAX_SCHEDULE_ITEMS)
+    return Schedule(
+        room=room if isinstance(room, str) else "",
+        ts_ms=ts if _is_uint53(ts) else None,
+        items=tuple(items[:MAX_SCHEDULE_ITEMS]),
+        dropped=dropped,
+    )
+
+
+def _is_uint53(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SAFE_INT
+
+
+def _schedule_item(raw: object) -> ScheduleItem | None:
+    if not isinstance(raw, dict):
+        return None
+    booking, start, end = raw.get("id"), raw.get("start"), raw.get("end")
+    if not isinstance(booking, str) or not valid_id(booking, MAX_BOOKING_CHARS):
+        return None
+    if not isinstance(start, int) or not isinstance(end, int):
+        return None
+    if isinstance(start, bool) or isinstance(end, bool) or not 0 <= start < end <= MAX_SAFE_INT:
+        return None
+    title, organiser = raw.get("title"), raw.get("by")
+    return ScheduleItem(
+        booking=booking,
+        title=title if isinstance(title, str) else "",
+        start_ms=start,
+        end_ms=end,
+        organiser=organiser if isinstance(organiser, str) else None,
+        checked_in=raw.get("in") is True,
+    )

@@ -1,4 +1,5 @@
-"""Wire models of protocol v1: the event envelope, its bodies, acks and presence.
+"""Wire models of protocol v1: the event envelope, its bodies, acks, presence, camera frames
+and the gateway's commands to a device.
 
 Models are frozen and slotted. Decoding is strict about what a message must carry and tolerant
 of what it may add: unknown fields are ignored, so a newer device can talk to an older gateway.
@@ -25,18 +26,97 @@ class CredentialType(enum.StrEnum):
     EMPLOYEE = "emp"
 
 
+class ButtonAction(enum.StrEnum):
+    """The buttons of a meeting-room panel."""
+
+    BOOK = "book"
+    RELEASE = "release"
+    EXTEND = "extend"
+    CHECKIN = "checkin"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class GpsFix:
+    """Where a terminal was when it read a credential.
+
+    Integers only (1e-7 degrees, metres, milliseconds): a float prints differently on
+    MicroPython and CPython, and a resend must carry the same bytes.
+    """
+
+    lat_e7: int
+    lon_e7: int
+    acc_m: int | None = None
+    ts_ms: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"lat": self.lat_e7, "lon": self.lon_e7}
+        if self.acc_m is not None:
+            out["acc"] = self.acc_m
+        if self.ts_ms is not None:
+            out["ts"] = self.ts_ms
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoRef:
+    """The camera frame of a punch, sent on ``evt/frame`` before the punch itself."""
+
+    size_bytes: int
+    sha256: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"len": self.size_bytes, "sha256": self.sha256}
+
+
 @dataclass(frozen=True, slots=True)
 class PunchBody:
-    """A clock-in: exactly one credential, as read by the terminal."""
+    """A clock-in: exactly one credential, as read by the terminal, and optionally where the
+    terminal was and which camera frame goes with it."""
 
     credential_type: CredentialType
     credential: str
+    gps: GpsFix | None = None
+    photo: PhotoRef | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {str(self.credential_type): self.credential}
+        out: dict[str, Any] = {str(self.credential_type): self.credential}
+        if self.gps is not None:
+            out["gps"] = self.gps.to_wire()
+        if self.photo is not None:
+            out["photo"] = self.photo.to_wire()
+        return out
 
 
-Body = PunchBody
+@dataclass(frozen=True, slots=True)
+class CheckinBody:
+    """A person checked in to a booking on a meeting-room panel."""
+
+    booking: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"booking": self.booking}
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonBody:
+    """A press on a meeting-room panel; ``booking`` names the booking it applies to, and
+    ``minutes`` how long to book or extend."""
+
+    button: ButtonAction
+    booking: str | None = None
+    minutes: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"button": str(self.button)}
+        if self.booking is not None:
+            out["booking"] = self.booking
+        if self.minutes is not None:
+            out["minutes"] = self.minutes
+        return out
+
+
+Body = PunchBody | CheckinBody | ButtonBody
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +215,69 @@ class Presence:
         if self.ts_ms is not None:
             out["ts"] = self.ts_ms
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A camera frame from ``evt/frame``: the JPEG of the punch whose id is ``msg_id``.
+
+    It has no ack of its own: the punch's ack covers it (docs/protocol.md, section 5).
+    """
+
+    device_id: str
+    msg_id: str
+    sha256: str
+    data: bytes = field(repr=False)
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "v": PROTOCOL_VERSION,
+            "id": self.msg_id,
+            "dev": self.device_id,
+            "len": len(self.data),
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleItem:
+    """One booking on a meeting-room panel's schedule."""
+
+    booking: str
+    title: str
+    start_ms: int
+    end_ms: int
+    organiser: str | None = None
+    checked_in: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.booking,
+            "title": self.title,
+            "start": self.start_ms,
+            "end": self.end_ms,
+            "by": self.organiser,
+            "in": self.checked_in,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Retained ``cmd/schedule``: what a meeting-room panel shows.
+
+    As read by a device, ``ts_ms`` is ``None`` when the gateway's time was unreadable, and
+    ``dropped`` counts the items that were unreadable (or beyond the 24 a panel keeps).
+    """
+
+    room: str
+    ts_ms: int | None
+    items: tuple[ScheduleItem, ...] = ()
+    dropped: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "v": PROTOCOL_VERSION,
+            "room": self.room,
+            "ts": self.ts_ms,
+            "items": [item.to_wire() for item in self.items],
+        }

@@ -2,7 +2,7 @@
 
 The vector files are the contract the firmware is tested against too, so the tests read them
 exactly as a firmware test would: plain JSON, payloads from ``payload`` (UTF-8) or
-``payload_hex``.
+``payload_hex`` (plus ``append_zeros`` zero bytes in frames_v1.json).
 """
 
 from __future__ import annotations
@@ -20,15 +20,31 @@ import devices.protocol
 from devices.protocol import (
     Ack,
     AckStatus,
+    Body,
+    ButtonAction,
+    ButtonBody,
+    CheckinBody,
     CredentialType,
     Envelope,
+    GpsFix,
+    PhotoRef,
     Presence,
     PunchBody,
     ReasonCode,
+    Schedule,
+    ScheduleItem,
     Verdict,
 )
 
 PROTOCOL_DIR = Path(devices.protocol.__file__).parent
+VECTOR_FILES = (
+    "events_v1.json",
+    "topics_v1.json",
+    "acks_v1.json",
+    "presence_v1.json",
+    "frames_v1.json",
+    "commands_v1.json",
+)
 VECTORS_DIR = PROTOCOL_DIR / "vectors"
 SCHEMAS_DIR = PROTOCOL_DIR / "schemas"
 DOCS_PATH = PROTOCOL_DIR.parents[1] / "docs" / "protocol.md"
@@ -67,7 +83,7 @@ def params(filename: str, *, ok: bool | None = None) -> list[Any]:
 
 def payload_of(case: Case) -> bytes:
     if "payload_hex" in case:
-        return bytes.fromhex(case["payload_hex"])
+        return bytes.fromhex(case["payload_hex"]) + bytes(case.get("append_zeros", 0))
     text: str = case["payload"]
     return text.encode("utf-8")
 
@@ -84,6 +100,27 @@ def json_of(case: Case) -> Any:
     return json.loads(payload_of(case), parse_int=_any_int)
 
 
+def frame_header_of(case: Case) -> Any:
+    """A frame's header line as plain JSON (the bytes before the first newline)."""
+    return json.loads(payload_of(case).split(b"\n", 1)[0], parse_int=_any_int)
+
+
+def expected_body(kind: str, b: Case) -> Body:
+    if kind == "checkin":
+        return CheckinBody(booking=b["booking"])
+    if kind == "button":
+        return ButtonBody(
+            button=ButtonAction(b["button"]), booking=b["booking"], minutes=b["minutes"]
+        )
+    gps, photo = b["gps"], b["photo"]
+    return PunchBody(
+        credential_type=CredentialType(b["credential_type"]),
+        credential=b["credential"],
+        gps=GpsFix(gps["lat_e7"], gps["lon_e7"], gps["acc_m"], gps["ts_ms"]) if gps else None,
+        photo=PhotoRef(photo["size_bytes"], photo["sha256"]) if photo else None,
+    )
+
+
 def expected_envelope(expect: Case) -> Envelope:
     e = expect["envelope"]
     return Envelope(
@@ -92,10 +129,27 @@ def expected_envelope(expect: Case) -> Envelope:
         seq=e["seq"],
         device_ts_ms=e["device_ts_ms"],
         kind=e["kind"],
-        body=PunchBody(
-            credential_type=CredentialType(e["body"]["credential_type"]),
-            credential=e["body"]["credential"],
+        body=expected_body(e["kind"], e["body"]),
+    )
+
+
+def expected_schedule(expect: Case) -> Schedule:
+    s = expect["schedule"]
+    return Schedule(
+        room=s["room"],
+        ts_ms=s["ts_ms"],
+        items=tuple(
+            ScheduleItem(
+                booking=i["booking"],
+                title=i["title"],
+                start_ms=i["start_ms"],
+                end_ms=i["end_ms"],
+                organiser=i["organiser"],
+                checked_in=i["checked_in"],
+            )
+            for i in s["items"]
         ),
+        dropped=s["dropped"],
     )
 
 
@@ -135,7 +189,17 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
-SCHEMA_NAMES = ("envelope", "punch", "ack", "presence")
+SCHEMA_NAMES = (
+    "envelope",
+    "punch",
+    "checkin",
+    "button",
+    "ack",
+    "presence",
+    "frame",
+    "time",
+    "schedule",
+)
 
 
 @functools.cache

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devices.protocol import ProtocolError, ReasonCode, decode_event, encode_event, parse_topic
 from tests.protocol.support import (
+    VECTOR_FILES,
+    VECTORS_DIR,
     Case,
     expected_envelope,
     load_cases,
@@ -14,6 +18,7 @@ from tests.protocol.support import (
 )
 
 FILE = "events_v1.json"
+MAX_LINE_BYTES = 9216
 
 # Every reason decode_event can raise (parse_topic's bad_topic has its own file).
 DECODE_EVENT_REASONS = frozenset(
@@ -60,16 +65,63 @@ def test_every_decode_reason_has_a_vector() -> None:
     assert seen == DECODE_EVENT_REASONS
 
 
-@pytest.mark.parametrize(
-    "filename", ["events_v1.json", "topics_v1.json", "acks_v1.json", "presence_v1.json"]
-)
+@pytest.mark.parametrize("kind", ["punch", "checkin", "button"])
+def test_every_kind_has_canonical_and_refused_vectors(kind: str) -> None:
+    cases = [c for c in load_cases(FILE) if c["topic"].endswith(f"/evt/{kind}")]
+    assert any(c.get("canonical") and c["expect"]["envelope"]["kind"] == kind for c in cases)
+    refused_fields = {c["expect"].get("field", "") for c in cases if not c["expect"]["ok"]}
+    assert any(f.startswith("body.") for f in refused_fields), refused_fields
+
+
+def test_every_optional_punch_field_has_a_canonical_vector() -> None:
+    """The firmware encodes these fields by hand: each must be pinned to exact bytes."""
+    seen: set[str] = set()
+    for case in load_cases(FILE):
+        if case.get("canonical") and case["expect"]["envelope"]["kind"] == "punch":
+            body = case["expect"]["envelope"]["body"]
+            for name in ("gps", "photo"):
+                for key, value in (body[name] or {}).items():
+                    if value is not None:
+                        seen.add(f"{name}.{key}")
+    assert seen == {
+        "gps.lat_e7",
+        "gps.lon_e7",
+        "gps.acc_m",
+        "gps.ts_ms",
+        "photo.size_bytes",
+        "photo.sha256",
+    }
+
+
+@pytest.mark.parametrize("filename", VECTOR_FILES)
 def test_vector_files_are_well_formed(filename: str) -> None:
     cases = load_cases(filename)
     names = [c["name"] for c in cases]
     assert len(names) == len(set(names)), "vector names must be unique"
     for case in cases:
         assert ("payload" in case) != ("payload_hex" in case) or filename == "topics_v1.json"
+        assert "append_zeros" not in case or "payload_hex" in case, case["name"]
         assert isinstance(case["expect"]["ok"], bool)
         if not case["expect"]["ok"]:
             ReasonCode(case["expect"]["reason"])
         assert not case.get("canonical") or case["expect"]["ok"], case["name"]
+
+
+def test_every_vector_file_is_listed() -> None:
+    assert sorted(p.name for p in VECTORS_DIR.glob("*.json")) == sorted(VECTOR_FILES)
+
+
+@pytest.mark.parametrize("filename", VECTOR_FILES)
+def test_vector_files_hold_one_case_per_line(filename: str) -> None:
+    """A device reads the files a line at a time: 120 KB of events do not fit its heap at once.
+
+    So each case is one line of its own, starting ``{"name": `` and ending ``}`` or ``},``, and
+    no line is longer than the firmware test's line buffer (firmware/tests/test_codec.py).
+    """
+    raw = (VECTORS_DIR / filename).read_bytes().split(b"\n")
+    assert max(len(line) for line in raw) <= MAX_LINE_BYTES, filename
+    lines = (VECTORS_DIR / filename).read_text(encoding="utf-8").splitlines()
+    case_lines = [line.strip() for line in lines if line.strip().startswith('{"name": ')]
+    assert len(case_lines) == len(load_cases(filename))
+    for line, case in zip(case_lines, load_cases(filename), strict=True):
+        assert json.loads(line.removesuffix(",")) == case
