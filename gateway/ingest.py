@@ -22,6 +22,8 @@ from devices.protocol import (
     MAX_EVT_BYTES,
     Ack,
     AckStatus,
+    ButtonAction,
+    ButtonBody,
     Envelope,
     ProtocolError,
     PunchBody,
@@ -45,6 +47,24 @@ from gateway.verify import Decision, Verifier
 log = logging.getLogger(__name__)
 
 _REFUSED_VERDICT = Verdict(ok=False, text="Not recorded: see facilities")
+_ROOM_TEXT = {
+    ButtonAction.BOOK: "Booked",
+    ButtonAction.RELEASE: "Released",
+    ButtonAction.EXTEND: "Extended",
+    ButtonAction.CHECKIN: "Checked in",
+    ButtonAction.CANCEL: "Cancelled",
+}
+
+
+def room_decision(envelope: Envelope) -> Decision:
+    """A meeting-room panel's check-in or button press: recorded as the panel says.
+
+    Whether the booking exists, who may check in and what a press changes are the room flows'
+    business; here the event is stored (never uploaded as attendance) and acknowledged.
+    """
+    body = envelope.body
+    text = _ROOM_TEXT[body.button] if isinstance(body, ButtonBody) else "Checked in"
+    return Decision(True, ReasonCode.OK, Verdict(ok=True, text=text))
 
 
 class Ingest:
@@ -119,7 +139,10 @@ class Ingest:
             self._refuse(msg, where, reason, text, envelope.msg_id, envelope.seq)
             return
 
-        decision = await self._verifier.verify(envelope, device)
+        if isinstance(envelope.body, PunchBody):
+            decision = await self._verifier.verify(envelope, device)
+        else:
+            decision = room_decision(envelope)
         try:
             result = await self._writer.submit(_record(envelope, decision))
         except asyncio.QueueFull:
@@ -221,8 +244,9 @@ class Ingest:
 
 
 def _record(envelope: Envelope, decision: Decision) -> NewRecord:
+    """Punches that pass verification are uploaded; refusals and room events stay local."""
     body = envelope.body
-    assert isinstance(body, PunchBody)  # the only event kind of protocol v1
+    punch = isinstance(body, PunchBody)
     return NewRecord(
         device_id=envelope.device_id,
         msg_id=envelope.msg_id,
@@ -231,12 +255,12 @@ def _record(envelope: Envelope, decision: Decision) -> NewRecord:
         device_ts_ms=envelope.device_ts_ms,
         received_ts_ms=now_ms(),
         person_id=decision.person.person_id if decision.person else None,
-        credential=body.credential,
+        credential=body.credential if isinstance(body, PunchBody) else None,
         body=body.to_wire(),
         status=AckStatus.ACCEPTED if decision.accepted else AckStatus.REJECTED,
         reason=decision.reason,
         verdict=decision.verdict.to_wire(),
-        sync_state=SyncState.PENDING if decision.accepted else SyncState.LOCAL,
+        sync_state=SyncState.PENDING if decision.accepted and punch else SyncState.LOCAL,
     )
 
 

@@ -47,6 +47,10 @@ class GatewayMetrics:
             "tack_duplicates", "Redelivered messages answered 'duplicate'", registry=r
         )
         self.commits = Counter("tack_commits", "Group commits", registry=r)
+        self.frames = Counter("tack_frames_stored", "Camera frames stored", registry=r)
+        self.time_syncs = Counter(
+            "tack_time_syncs", "cmd/time messages sent to devices on connect", registry=r
+        )
         self.batch_size = Histogram(
             "tack_commit_batch_size",
             "Records per group commit",

@@ -9,6 +9,7 @@ reconnected quickly is never shown offline.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import aiosqlite
 
@@ -24,11 +25,16 @@ log = logging.getLogger(__name__)
 
 class PresenceTracker:
     def __init__(
-        self, db: aiosqlite.Connection, registry: DeviceRegistry, metrics: GatewayMetrics
+        self,
+        db: aiosqlite.Connection,
+        registry: DeviceRegistry,
+        metrics: GatewayMetrics,
+        on_birth: Callable[[str], None] | None = None,
     ) -> None:
         self._db = db
         self._registry = registry
         self._metrics = metrics
+        self._on_birth = on_birth
 
     async def handle(self, msg: Inbound, where: Topic) -> bool:
         """Settles bad and stale presence too: they will not improve by coming again."""
@@ -54,6 +60,10 @@ class PresenceTracker:
             self._metrics.invalid.labels(ReasonCode.UNKNOWN_DEVICE).inc()
             log.info("presence from an unregistered device ignored", extra=ctx)
             return
+        if presence.online and self._on_birth is not None:
+            # Every birth, applied or not: a device that reconnected within one boot also
+            # wants the time.
+            self._on_birth(where.device_id)
         try:
             applied = await record_presence(
                 self._db, where.device_id, presence.online, presence.boot, presence.firmware

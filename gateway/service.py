@@ -15,14 +15,15 @@ from typing import Any
 
 import aiosqlite
 
-from devices.protocol import TopicKind
+from devices.protocol import TopicKind, encode_time, topic
 from gateway.config import TackSettings
+from gateway.frames import FrameReceiver
 from gateway.ingest import Ingest, route
 from gateway.metrics import GatewayMetrics, LatencySummary
 from gateway.presence import PresenceTracker
 from gateway.registry import DeviceRegistry
 from gateway.store import open_database
-from gateway.store.records import RecordWriter
+from gateway.store.records import RecordWriter, now_ms
 from gateway.transport import Inbound
 from gateway.transport.mqtt import MqttTransport
 from gateway.verify.card import RosterVerifier
@@ -90,7 +91,8 @@ class Gateway:
             from cloud_bridge.runner import Bridge
 
             self.bridge = await stack.enter_async_context(Bridge(s))
-        self.presence = PresenceTracker(self.aux, self.registry, self.metrics)
+        self.presence = PresenceTracker(self.aux, self.registry, self.metrics, self._send_time)
+        self.frames = FrameReceiver(self.aux, self.registry, self.metrics)
         await self.presence.refresh_gauge()
         site = s.site
         self.transport = MqttTransport(
@@ -143,10 +145,25 @@ class Gateway:
             return True  # a bad topic stays bad: settle, do not let it come back
         self.metrics.messages.labels(where.kind).inc()
         if where.kind is TopicKind.EVT:
+            if where.name == "frame":
+                return await self.frames.handle(msg, where)
             return await self.ingest.handle(msg, where)
         if where.kind is TopicKind.STATE:
             return await self.presence.handle(msg, where)
         return True
+
+    def _send_time(self, device_id: str) -> None:
+        """``cmd/time`` to a device that just came online, so its clock follows the gateway's.
+
+        QoS 0 on purpose: a QoS 1 copy would wait in the broker for a device that is away and
+        set its clock to a stale time when it comes back.
+        """
+        self.transport.publish(
+            topic(self.settings.site, device_id, TopicKind.CMD, "time"),
+            encode_time(now_ms()),
+            qos=0,
+        )
+        self.metrics.time_syncs.inc()
 
     async def _refresh_loop(self) -> None:
         while True:

@@ -11,7 +11,7 @@ import aiosqlite
 
 from gateway.store.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _DDL_V1 = """
 CREATE TABLE IF NOT EXISTS records (
@@ -73,6 +73,20 @@ CREATE TABLE IF NOT EXISTS kv (
 """
 
 
+# v2: camera frames sent with punches (evt/frame), kept beside the records they belong to.
+_DDL_V2 = """
+CREATE TABLE IF NOT EXISTS frames (
+    device_id       TEXT    NOT NULL,
+    msg_id          TEXT    NOT NULL,
+    sha256          TEXT    NOT NULL,
+    bytes           INTEGER NOT NULL,
+    data            BLOB    NOT NULL,
+    received_ts_ms  INTEGER NOT NULL,
+    PRIMARY KEY (device_id, msg_id)
+);
+"""
+
+
 async def migrate(db: aiosqlite.Connection) -> None:
     """Bring the file to :data:`SCHEMA_VERSION`; refuse a file written by a newer Tack."""
     async with db.execute("PRAGMA user_version") as cur:
@@ -85,4 +99,7 @@ async def migrate(db: aiosqlite.Connection) -> None:
         )
     if version < 1:
         await db.executescript(_DDL_V1)
+    if version < 2:
+        await db.executescript(_DDL_V2)
+    if version < SCHEMA_VERSION:
         await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

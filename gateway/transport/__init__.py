@@ -28,5 +28,5 @@ Handler = Callable[[Inbound], Awaitable[bool]]
 class Transport(Protocol):
     name: str
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        """Queue a QoS 1 message to a device."""
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
+        """Queue a message to a device (QoS 1 unless said otherwise)."""

@@ -117,11 +117,12 @@ class MqttTransport:
                 f"{timeout_s}s; is the broker running and mqtt.host/mqtt.port right?"
             ) from exc
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        """QoS 1; while disconnected the message is lost, which the device's outbox covers:
-        it resends, and the gateway answers ``duplicate`` with the first verdict."""
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
+        """QoS 1 by default; while disconnected the message is lost, which the device's outbox
+        covers: it resends, and the gateway answers ``duplicate`` with the first verdict.
+        QoS 0 is for messages that must not wait in a broker queue (``cmd/time``)."""
         try:
-            self._client.publish(topic, payload, qos=1, retain=retain)
+            self._client.publish(topic, payload, qos=qos, retain=retain)
         except Exception as exc:
             log.warning(
                 "could not publish (%s); the device will resend", exc, extra={"topic": topic}
