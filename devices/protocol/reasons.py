@@ -29,10 +29,31 @@ class ReasonCode(enum.StrEnum):
     DEVICE_REVOKED = "device_revoked"
     UNKNOWN_CREDENTIAL = "unknown_credential"
     PERSON_INACTIVE = "person_inactive"
+    # Refused by the face check: the image, the face in it, or the match.
+    IMAGE_CORRUPT = "image_corrupt"
+    IMAGE_TOO_LARGE = "image_too_large"
+    FACE_NOT_FOUND = "face_not_found"
+    FACE_MULTIPLE = "face_multiple"
+    FACE_TOO_SMALL = "face_too_small"
+    FACE_BLURRY = "face_blurry"
+    FACE_TOO_DARK = "face_too_dark"
+    FACE_NOT_ENROLLED = "face_not_enrolled"
+    FACE_MISMATCH = "face_mismatch"
+    FACE_UNKNOWN = "face_unknown"
+    FRAME_REPLAYED = "frame_replayed"
     # Transient: the device keeps the message and sends it again later.
     BUSY = "busy"
     STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL_ERROR = "internal_error"
+    # Refused by the GPS geofence check or answered by the attendance policy (not transient).
+    OUTSIDE_GEOFENCE = "outside_geofence"
+    GPS_INACCURATE = "gps_inaccurate"
+    GPS_MISSING = "gps_missing"
+    GPS_MOCK = "gps_mock"
+    GPS_STALE = "gps_stale"
+    GPS_FUTURE = "gps_future"
+    GPS_IMPOSSIBLE_SPEED = "gps_impossible_speed"
+    REPEAT_PUNCH = "repeat_punch"
 
     @classmethod
     def parse(cls, value: object) -> ReasonCode | None:
@@ -74,8 +95,32 @@ MEANINGS: dict[ReasonCode, str] = {
     ReasonCode.DEVICE_REVOKED: "The device was registered but has been revoked.",
     ReasonCode.UNKNOWN_CREDENTIAL: "No person in the roster holds this card or employee number.",
     ReasonCode.PERSON_INACTIVE: "The person is in the roster but no longer active.",
+    ReasonCode.IMAGE_CORRUPT: "The camera frame cannot be decoded as an image.",
+    ReasonCode.IMAGE_TOO_LARGE: "The camera frame exceeds the face check's byte or pixel limit.",
+    ReasonCode.FACE_NOT_FOUND: "No face was found in the camera frame.",
+    ReasonCode.FACE_MULTIPLE: "More than one face is in the camera frame.",
+    ReasonCode.FACE_TOO_SMALL: "The face is too small in the frame to be checked.",
+    ReasonCode.FACE_BLURRY: "The frame or the face in it is too blurred to be checked.",
+    ReasonCode.FACE_TOO_DARK: "The frame is too dark to check a face.",
+    ReasonCode.FACE_NOT_ENROLLED: "The person has no enrolled face to compare with.",
+    ReasonCode.FACE_MISMATCH: "The face does not match the person the card or number names.",
+    ReasonCode.FACE_UNKNOWN: "The face matches no enrolled person clearly enough.",
+    ReasonCode.FRAME_REPLAYED: "The same or a near-identical frame was already used for another "
+    "punch.",
     ReasonCode.BUSY: "The gateway is overloaded; keep the message and retry after retry_s.",
     ReasonCode.STORE_UNAVAILABLE: "The gateway could not store the message (disk full or store "
     "error); keep it and retry after retry_s.",
     ReasonCode.INTERNAL_ERROR: "An unexpected gateway error; keep the message and retry.",
+    ReasonCode.OUTSIDE_GEOFENCE: "The GPS fix, with its accuracy, lies outside every geofence of "
+    "the site.",
+    ReasonCode.GPS_INACCURATE: "The GPS fix is too inaccurate to tell inside the geofence from "
+    "outside it.",
+    ReasonCode.GPS_MISSING: "The site requires a GPS fix and the punch carried none.",
+    ReasonCode.GPS_MOCK: "The fix came from a mock-location provider.",
+    ReasonCode.GPS_STALE: "The GPS fix was taken too long before the punch.",
+    ReasonCode.GPS_FUTURE: "The GPS fix is dated ahead of the gateway's clock.",
+    ReasonCode.GPS_IMPOSSIBLE_SPEED: "Reaching this fix from the person's previous one would take "
+    "an impossible speed.",
+    ReasonCode.REPEAT_PUNCH: "The same person punched moments ago; the first punch stands and "
+    "nothing new is recorded.",
 }
