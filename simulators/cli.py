@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -183,6 +184,21 @@ def _run_with_progress(cfg: FleetConfig, err: Console) -> FleetReport:
     return asyncio.run(run_fleet(cfg, on_tick=on_line))
 
 
+def _run_firmware_with_progress(cfg: FleetConfig, heap: str | None, err: Console) -> FleetReport:
+    from simulators.devices.firmware import ensure_font
+    from simulators.devices.firmware_fleet import run_firmware_fleet
+
+    last: list[tuple[str, float]] = [("", 0.0)]
+
+    def on_line(snap: FleetSnapshot) -> None:
+        phase, at = last[0]
+        if snap.phase != phase or snap.elapsed_s - at >= _LOG_EVERY_S:
+            err.print(_progress_line(snap), highlight=False, soft_wrap=True)
+            last[0] = (snap.phase, snap.elapsed_s)
+
+    return run_firmware_fleet(cfg, font=ensure_font(), heap=heap, on_tick=on_line)
+
+
 @app.command("fleet")
 def fleet(
     host: HostOption = "127.0.0.1",
@@ -230,6 +246,19 @@ def fleet(
     report_path: Annotated[
         Path | None, typer.Option("--report", help="Also write the report as JSON here.")
     ] = None,
+    firmware: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=200,
+            help="Run this many real MicroPython terminals (firmware/ on the micropython "
+            "command) instead of Python ones; replaces --devices.",
+        ),
+    ] = None,
+    heap: Annotated[
+        str | None,
+        typer.Option(help="With --firmware: micropython heap size, e.g. 64K."),
+    ] = None,
 ) -> None:
     """Run N terminals punching at RATE for DURATION seconds, then wait for every ack.
 
@@ -263,7 +292,7 @@ def fleet(
             state_dir=workdir,
             host=host,
             port=port,
-            devices=devices,
+            devices=firmware or devices,
             rate_per_s=rate,
             duration_s=duration,
             cards=tuple(card_list),
@@ -282,15 +311,24 @@ def fleet(
     except ValueError as exc:
         raise _fail(err, str(exc), 2) from exc
 
+    if heap is not None and firmware is None:
+        raise _fail(err, "--heap applies to --firmware terminals only", 2)
+    if heap is not None and not re.fullmatch(r"[1-9][0-9]*[KkMm]?", heap):
+        raise _fail(err, f"--heap must be a size like 64K or 2M, got {heap!r}", 2)
+    kind = "MicroPython terminals" if firmware else "terminals"
     err.print(
-        f"{len(device_ids)} terminals at site {site} ({device_ids[0]} .. {device_ids[-1]}; "
+        f"{len(device_ids)} {kind} at site {site} ({device_ids[0]} .. {device_ids[-1]}; "
         f"they must be registered at the gateway), {len(card_list)} cards, "
         f"outboxes in {workdir}",
         highlight=False,
         soft_wrap=True,
     )
     try:
-        report = _run_with_progress(cfg, err)
+        report = (
+            _run_firmware_with_progress(cfg, heap, err)
+            if firmware
+            else _run_with_progress(cfg, err)
+        )
     except TackError as exc:
         raise _fail(err, exc.message) from exc
     except KeyboardInterrupt as exc:

@@ -1,0 +1,63 @@
+"""GPS and camera stand-ins for the Unix hardware layer, loaded only when the config names them.
+
+GPS sentences are read from ``gps_path``, a file a GPS simulator appends NMEA lines to (read
+from where the last call stopped, like a UART). The camera is ``camera_path``, a JPEG file
+copied in chunks as the frame.
+"""
+
+import os
+
+from tack.hal.unix import UnixHal
+
+_CHUNK = 512
+
+
+class UnixSensorHal(UnixHal):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.gps_path = cfg["gps_path"]
+        self.camera_path = cfg["camera_path"]
+        self.has_gps = bool(self.gps_path)
+        self.has_camera = bool(self.camera_path)
+        self._gps_pos = 0
+        self._gps_tail = ""
+
+    def read_gps_lines(self):
+        path = self.gps_path
+        if not path:
+            return []
+        try:
+            size = os.stat(path)[6]
+        except OSError:
+            return []
+        if size < self._gps_pos:  # the trace was replaced: start again
+            self._gps_pos = 0
+        if size == self._gps_pos:
+            return []
+        with open(path) as f:
+            f.seek(self._gps_pos)
+            data = f.read(min(size - self._gps_pos, 2048))
+        self._gps_pos += len(data)
+        data = self._gps_tail + data
+        lines = data.split("\n")
+        self._gps_tail = lines.pop()
+        return [ln.strip() for ln in lines if ln.strip()]
+
+    def capture(self, path, max_bytes):
+        src = self.camera_path
+        if not src:
+            return 0
+        try:
+            size = os.stat(src)[6]
+        except OSError:
+            return 0
+        if size > max_bytes:
+            return -1
+        buf = bytearray(_CHUNK)
+        with open(src, "rb") as fin, open(path, "wb") as fout:
+            while True:
+                n = fin.readinto(buf)
+                if not n:
+                    break
+                fout.write(buf if n == _CHUNK else buf[:n])
+        return size

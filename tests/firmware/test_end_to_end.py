@@ -1,0 +1,336 @@
+"""The real firmware, on the real MicroPython interpreter, against Mosquitto and the gateway.
+
+Each device here is a ``micropython`` process running ``firmware/main.py`` unchanged; the test
+types its inputs on stdin and reads what it shows from its ``EVT`` lines, and reads what the
+gateway stored from the gateway's SQLite file. Broker outages, SIGKILLs and a damaged outbox
+file are real too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from devices.protocol import ScheduleItem, encode_schedule, topic
+from gateway.service import Gateway
+from simulators.devices.firmware import FirmwareConfig, FirmwareDevice
+from simulators.mosquitto import Mosquitto
+from tests.fixtures.gateway import gateway_settings, seed
+
+pytestmark = pytest.mark.slow
+
+Start = Callable[..., FirmwareDevice]
+
+
+@pytest.fixture
+def firmware(tmp_path: Path, site: str, font_bin: Path) -> Iterator[Start]:
+    """``start(device_id, broker, **settings)`` runs one firmware process; all stop at the end."""
+    made: list[FirmwareDevice] = []
+
+    def start(
+        device_id: str, broker: Mosquitto, heap: str | None = None, **extra: Any
+    ) -> FirmwareDevice:
+        app = extra.pop("app", "clock_terminal")
+        lang = extra.pop("lang", "en")
+        extra.setdefault("ack_timeout_s", 2)
+        extra.setdefault("reconnect_max_ms", 1000)
+        cfg = FirmwareConfig(
+            site=site,
+            device_id=device_id,
+            data_dir=tmp_path / "fw" / device_id,
+            host=broker.host,
+            port=broker.port,
+            app=app,
+            lang=lang,
+            heap=heap,
+            font=font_bin,
+            extra=extra,
+        )
+        dev = FirmwareDevice(cfg).start()
+        made.append(dev)
+        return dev
+
+    yield start
+    for dev in made:
+        dev.kill()
+
+
+@pytest.fixture
+async def gateway_on(tmp_path: Path, site: str) -> AsyncIterator[Callable[..., Any]]:
+    started: list[Gateway] = []
+
+    async def make(broker: Mosquitto, devices: list[str], **overrides: Any) -> Gateway:
+        settings = gateway_settings(tmp_path, broker, site, **overrides)
+        await seed(settings, devices)
+        gw = Gateway(settings)
+        await gw.__aenter__()
+        started.append(gw)
+        await gw.wait_connected(10)
+        return gw
+
+    yield make
+    for gw in reversed(started):
+        await gw.__aexit__(None, None, None)
+
+
+def records(gw: Gateway, device_id: str) -> list[tuple[str, int, str, str]]:
+    with sqlite3.connect(gw.settings.db_path) as db:
+        return list(
+            db.execute(
+                "SELECT msg_id, seq, status, reason FROM records WHERE device_id = ? ORDER BY id",
+                (device_id,),
+            )
+        )
+
+
+async def wait(
+    dev: FirmwareDevice, name: str, timeout_s: float = 15.0, **match: Any
+) -> dict[str, Any]:
+    return await asyncio.to_thread(dev.wait_event, name, timeout_s, **match)
+
+
+async def wait_until(pred: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not pred():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def acked(dev: FirmwareDevice) -> list[str]:
+    return [e["id"] for e in dev.of("ack") if e["action"] == "remove"]
+
+
+async def test_punch_shows_the_verdict(
+    mosquitto: Mosquitto, gateway_on: Any, firmware: Start
+) -> None:
+    gw = await gateway_on(mosquitto, ["term-1"])
+    dev = firmware("term-1", mosquitto)
+    await wait(dev, "connected")
+    dev.punch("C0001")
+    queued = await wait(dev, "queued")
+    ack = await wait(dev, "ack", id=queued["id"])
+    assert (ack["status"], ack["reason"], ack["action"]) == ("accepted", "ok", "remove")
+    await wait(dev, "time")  # the gateway set the terminal's clock when it came online
+    await wait_until(lambda: any("Li Wei" in line for line in dev.screen()))
+    assert not any("Clock not set" in line for line in dev.screen()), dev.screen()
+    assert any("Clocked in" in line for line in dev.screen()), dev.screen()
+    assert records(gw, "term-1") == [(queued["id"], queued["seq"], "accepted", "ok")]
+
+    dev.punch("NOPE99")
+    refused = await wait(dev, "queued", seq=queued["seq"] + 1)
+    ack = await wait(dev, "ack", id=refused["id"])
+    assert (ack["status"], ack["reason"]) == ("rejected", "unknown_credential")
+    await wait_until(lambda: any("Card not recognised" in line for line in dev.screen()))
+
+
+async def test_unregistered_terminal_is_told_so(
+    mosquitto: Mosquitto, gateway_on: Any, firmware: Start
+) -> None:
+    await gateway_on(mosquitto, [])
+    dev = firmware("term-x", mosquitto)
+    dev.punch("C0001")
+    queued = await wait(dev, "queued")
+    ack = await wait(dev, "ack", id=queued["id"])
+    assert (ack["reason"], ack["action"]) == ("unknown_device", "remove")
+    await wait_until(lambda: any("not registered" in line for line in dev.screen()))
+
+
+async def test_chinese_screen(mosquitto: Mosquitto, gateway_on: Any, firmware: Start) -> None:
+    await gateway_on(mosquitto, ["term-zh"])
+    dev = firmware("term-zh", mosquitto, lang="zh")
+    await wait(dev, "connected")
+    await wait_until(lambda: any("请刷卡" in line for line in dev.screen()))
+    dev.punch("C0002")
+    queued = await wait(dev, "queued")
+    await wait(dev, "ack", id=queued["id"])
+    await wait_until(lambda: any("Wang Fang" in line for line in dev.screen()))
+
+
+async def test_offline_punches_wait_in_the_outbox_and_drain_in_order(
+    mosquitto_factory: Callable[[], Mosquitto], gateway_on: Any, firmware: Start
+) -> None:
+    broker = mosquitto_factory()
+    gw = await gateway_on(broker, ["term-2"])
+    dev = firmware("term-2", broker)
+    await wait(dev, "connected")
+    broker.stop()
+    await wait(dev, "disconnected")
+    for _ in range(10):
+        dev.punch("C0001")
+    await wait_until(lambda: len(dev.of("queued")) == 10)
+    await wait_until(lambda: any("10 waiting" in line for line in dev.screen()))
+    assert records(gw, "term-2") == []
+
+    broker.start()
+    await wait_until(lambda: len(set(acked(dev))) == 10, 30)
+    rows = records(gw, "term-2")
+    queued = [(e["id"], e["seq"]) for e in dev.of("queued")]
+    assert [(r[0], r[1]) for r in rows] == queued, "stored in the order they were punched"
+    assert all(r[2] == "accepted" for r in rows)
+    await wait_until(lambda: not any("waiting" in line for line in dev.screen()))
+
+
+async def test_sigkill_mid_drain_loses_nothing_and_duplicates_nothing(
+    mosquitto_factory: Callable[[], Mosquitto], gateway_on: Any, firmware: Start
+) -> None:
+    broker = mosquitto_factory()
+    gw = await gateway_on(broker, ["term-3"])
+    dev = firmware("term-3", broker, send_window=2)
+    await wait(dev, "connected")
+    broker.stop()
+    await wait(dev, "disconnected")
+    for _ in range(40):
+        dev.punch("C0002")
+    await wait_until(lambda: len(dev.of("queued")) == 40)
+    punched = [(e["id"], e["seq"]) for e in dev.of("queued")]
+
+    broker.start()
+    await wait_until(lambda: len(acked(dev)) >= 5, 30)
+    dev.kill()  # mid-drain: some acked, some in flight, most still waiting
+    assert len(acked(dev)) < 40, "the drain was over before the kill; the test proves nothing"
+    dev.restart()
+    boot = await wait(dev, "boot")
+    assert boot["outbox"]["damaged"] == 0
+    await wait_until(lambda: len(records(gw, "term-3")) == 40, 40)
+    await wait_until(lambda: dev.of("stopped") == [] and _outbox_empty(dev), 20)
+    rows = records(gw, "term-3")
+    assert sorted((r[0], r[1]) for r in rows) == sorted(punched), "0 lost, 0 duplicated"
+    assert [r[1] for r in rows] == sorted(r[1] for r in rows), "stored in seq order"
+
+
+def _outbox_empty(dev: FirmwareDevice) -> bool:
+    screen = dev.screen()
+    return bool(screen) and not any("waiting" in line for line in screen)
+
+
+async def test_truncated_outbox_is_repaired_and_the_rest_delivered(
+    mosquitto_factory: Callable[[], Mosquitto], gateway_on: Any, firmware: Start
+) -> None:
+    broker = mosquitto_factory()
+    gw = await gateway_on(broker, ["term-4"])
+    broker.stop()
+    dev = firmware("term-4", broker)
+    for _ in range(5):
+        dev.punch("C0001")
+    await wait_until(lambda: len(dev.of("queued")) == 5)
+    punched = [e["id"] for e in dev.of("queued")]
+    dev.kill()
+    log = dev.cfg.data_dir / "flash" / "outbox.log"
+    size = log.stat().st_size
+    with log.open("r+b") as f:
+        f.truncate(size - 7)  # a torn last write: the power went mid-record
+
+    broker.start()
+    dev.restart()
+    boot = await wait(dev, "boot")
+    assert boot["outbox"]["truncated_bytes"] > 0, boot
+    assert boot["outbox"]["records"] == 4
+    await wait_until(lambda: len(records(gw, "term-4")) == 4, 30)
+    assert [r[0] for r in records(gw, "term-4")] == punched[:4]
+
+
+async def test_thousand_punches_in_64k_of_heap(
+    mosquitto: Mosquitto, gateway_on: Any, firmware: Start
+) -> None:
+    gw = await gateway_on(mosquitto, ["term-5"])
+    dev = firmware("term-5", mosquitto, heap="64K", send_window=16)
+    await wait(dev, "connected")
+    for i in range(1000):
+        dev.punch(f"C{1 + i % 2:04d}")
+    await wait_until(lambda: len(acked(dev)) == 1000, 120)
+    assert dev.running, dev.tail()
+    rows = records(gw, "term-5")
+    assert len(rows) == 1000
+    assert len({r[0] for r in rows}) == 1000
+    assert [r[1] for r in rows] == list(range(1, 1001))
+    assert not any("MemoryError" in line for line in dev.logs), dev.tail()
+
+
+def nmea(body: str) -> str:
+    check = 0
+    for ch in body:
+        check ^= ord(ch)
+    return f"${body}*{check:02X}\n"
+
+
+async def test_punch_carries_gps_fix_and_camera_frame(
+    mosquitto: Mosquitto, gateway_on: Any, firmware: Start, tmp_path: Path
+) -> None:
+    gw = await gateway_on(mosquitto, ["term-6"])
+    gps = tmp_path / "gps.nmea"
+    camera = tmp_path / "frame.jpg"
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"  # what the sensor gave
+    camera.write_bytes(jpeg)
+    dev = firmware("term-6", mosquitto, gps_path=str(gps), camera_path=str(camera))
+    await wait(dev, "connected")
+    with gps.open("a") as f:  # the GPS simulator writes its UART lines
+        f.write(nmea("GPRMC,081836.00,A,3113.8241,N,12128.4221,E,0.0,0.0,271126,,,A"))
+        f.write(nmea("GPGGA,081836.00,3113.8241,N,12128.4221,E,1,08,0.9,10.0,M,0.0,M,,"))
+    await wait_until(lambda: any("GPS fix" in line for line in dev.screen()))
+    dev.punch("C0001")
+    queued = await wait(dev, "queued")
+    await wait(dev, "ack", id=queued["id"])
+    with sqlite3.connect(gw.settings.db_path) as db:
+        (body,) = db.execute(
+            "SELECT body FROM records WHERE msg_id = ?", (queued["id"],)
+        ).fetchone()
+        stored = db.execute("SELECT data FROM frames WHERE msg_id = ?", (queued["id"],)).fetchall()
+    body = json.loads(body)
+    assert (body["gps"]["lat"], body["gps"]["lon"]) == (312304017, 1214737017)
+    assert body["photo"]["len"] == len(jpeg)
+    assert stored == [(jpeg,)], "the frame reached the gateway byte for byte"
+    assert not list((dev.cfg.data_dir / "flash" / "frames").iterdir()), "frame left on flash"
+
+
+async def test_panel_shows_its_schedule_checks_in_and_keeps_it_over_a_reboot(
+    mosquitto: Mosquitto, gateway_on: Any, firmware: Start, site: str
+) -> None:
+    gw = await gateway_on(mosquitto, ["room-1"])
+    now = int(time.time() * 1000)
+    items = [
+        ScheduleItem("bk-1", "Weekly sync", now - 600_000, now + 1_800_000, "Li Wei"),
+        ScheduleItem("bk-2", "设计评审", now + 3_600_000, now + 5_400_000, "王芳"),
+    ]
+    publish = mqtt.Client(CallbackAPIVersion.VERSION2)
+    publish.connect(mosquitto.host, mosquitto.port)
+    publish.loop_start()
+    schedule_topic = topic(site, "room-1", "cmd", "schedule")
+    publish.publish(
+        schedule_topic, encode_schedule("Room 5F-A", now, items), 1, True
+    ).wait_for_publish(5)
+    try:
+        dev = firmware("room-1", mosquitto, app="meeting_panel")
+        await wait(dev, "schedule")
+        await wait_until(lambda: any("Weekly sync" in line for line in dev.screen()))
+        assert any("设计评审" in line for line in dev.screen()), dev.screen()
+        dev.punch("C0001")  # a card at the panel checks the meeting in
+        queued = await wait(dev, "queued", kind="checkin")
+        ack = await wait(dev, "ack", id=queued["id"])
+        assert ack["reason"] == "ok"
+        await wait_until(lambda: any("Checked in" in line for line in dev.screen()))
+        with sqlite3.connect(gw.settings.db_path) as db:
+            (body,) = db.execute(
+                "SELECT body FROM records WHERE msg_id = ? AND kind = 'checkin'", (queued["id"],)
+            ).fetchone()
+        assert json.loads(body) == {"booking": "bk-1"}
+
+        dev.kill()
+        dev.cfg.port = 1  # nothing listens: the panel reboots without a network
+        dev.restart()
+        await wait(dev, "boot")
+        await wait_until(lambda: any("Weekly sync" in line for line in dev.screen()))
+        assert any("Offline" in line for line in dev.screen()), dev.screen()
+    finally:
+        publish.publish(schedule_topic, b"", 1, True).wait_for_publish(5)
+        publish.loop_stop()
+        publish.disconnect()
