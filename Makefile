@@ -6,23 +6,26 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps demo test lint fmt typecheck bench clean
+.PHONY: help install system-deps demo test lint fmt typecheck bench clean firmware firmware-typecheck screenshots
 
 help:
 	@echo "make demo       gateway + embedded broker + backend simulator + 20 terminals, end to end"
 	@echo "make test       install what is needed (Mosquitto included) and run the test suite"
 	@echo "make lint       ruff and mypy"
 	@echo "make fmt        format with ruff"
-	@echo "make bench      durable ingest benchmark vs raw MQTT (writes bench/results.json)"
+	@echo "make bench      ingest and firmware benchmarks (writes bench/results.json, bench/firmware.json, bench/face.json)"
+	@echo "make firmware   glyph subset + every firmware file compiled with mpy-cross (firmware/build/)"
+	@echo "make screenshots the firmware's screens as PNGs for docs/firmware.md (docs/images/)"
 
 # uv comes from PyPI when it is not already on the machine (`pip install uv`).
 UV = $$(command -v uv || echo "$(PYTHON) -m uv")
 
 # The venv is (re)built from the lock file whenever the lock or the project file changes.
+# The `face` extra (dlib-bin, face-recognition, OpenCV) is part of it: the face tests need it.
 $(BIN)/tack: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
 		|| $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --extra face
 	@touch $@
 
 install: $(BIN)/tack
@@ -36,10 +39,29 @@ demo: install
 test: install system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install firmware-typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# MicroPython's own stubs (pinned in the lock's firmware-stubs group) replace the standard
+# library's, so they live apart from the venv, in .typings/.
+TYPINGS := .typings/micropython
+$(TYPINGS)/.stamp: uv.lock | $(BIN)/tack
+	rm -rf $(TYPINGS) && mkdir -p $(TYPINGS)
+	$(UV) export --frozen --only-group firmware-stubs --no-hashes --no-emit-project -o $(TYPINGS)/requirements.txt -q
+	$(UV) pip install --quiet --no-deps --target $(TYPINGS) -r $(TYPINGS)/requirements.txt
+	@touch $@
+
+firmware-typecheck: $(TYPINGS)/.stamp
+	$(BIN)/mypy --config-file firmware/mypy.ini
+
+screenshots: install system-deps
+	$(BIN)/python -m simulators.screenshots --out docs/images
+
+firmware: install system-deps
+	$(BIN)/python firmware/tools/build_font.py
+	$(BIN)/python firmware/tools/compile.py
 
 typecheck: install
 	$(BIN)/mypy
@@ -50,6 +72,8 @@ fmt: install
 
 bench: install system-deps
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.firmware
+	$(BIN)/python -m bench.face
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .tack-demo
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .tack-demo .typings firmware/build

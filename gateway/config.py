@@ -7,11 +7,13 @@ environment. Every option, its default and its environment name are listed in
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from devices.protocol.errors import TackError
@@ -67,6 +69,71 @@ class RegistrySettings(_Section):
     refresh_s: float = Field(5.0, gt=0, description="How often roster and devices reload.")
 
 
+class ShiftSettings(_Section):
+    """One shift of the site (``[[attendance.shifts]]``); docs/attendance.md has the rules."""
+
+    name: str = Field("day", min_length=1, max_length=32)
+    team: str = Field("", description="Roster department it applies to; empty = everyone else.")
+    start: dt.time = dt.time(9, 0)
+    end: dt.time = Field(dt.time(18, 0), description="Before start = ends the next day.")
+    days: tuple[int, ...] = Field((1, 2, 3, 4, 5), description="ISO weekdays, 1 = Monday.")
+    grace_in_min: int = Field(5, ge=0, le=240)
+    grace_out_min: int = Field(0, ge=0, le=240)
+    opens_min: int = Field(240, ge=0, le=720, description="How early a clock-in counts.")
+    closes_min: int = Field(480, ge=0, le=720, description="How late a clock-out counts.")
+
+    @field_validator("days")
+    @classmethod
+    def _iso_weekdays(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        if not days or any(not 1 <= d <= 7 for d in days):
+            raise ValueError("days are ISO weekdays 1 (Monday) to 7 (Sunday), at least one")
+        return days
+
+
+class AttendanceSettings(_Section):
+    timezone: str = Field("Asia/Shanghai", description="IANA name; the site's local time.")
+    shifts: tuple[ShiftSettings, ...] = (ShiftSettings(),)
+    repeat_window_s: int = Field(120, ge=0, le=3600)
+    gps_required: bool = False
+    accuracy_policy: Literal["contain", "max"] = "contain"
+    max_accuracy_m: int = Field(100, ge=1, le=100000)
+    missing_accuracy_m: int = Field(50, ge=1, le=100000)
+    max_speed_kmh: float = Field(900.0, gt=0)
+    max_fix_age_s: float = Field(120.0, gt=0)
+    max_fix_ahead_s: float = Field(30.0, ge=0)
+    reports_dir: Path | None = Field(None, description="Defaults to {data_dir}/reports.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {name!r}; use an IANA name such as "
+                "'Asia/Shanghai' or 'Europe/Berlin'"
+            ) from exc
+        return name
+
+
+class FaceSettings(_Section):
+    enabled: bool = Field(False, description="Check the camera frame of each punch.")
+    key_file: Path | None = Field(None, description="Defaults to {data_dir}/face.key.")
+    threshold: float = Field(0.61, gt=0, lt=2, description="1:1 distance limit (card + face).")
+    threshold_1n: float = Field(0.57, gt=0, lt=2, description="1:N distance limit (face only).")
+    margin_1n: float = Field(0.08, ge=0, lt=2, description="1:N lead over the next person.")
+    workers: int = Field(2, ge=1, le=64, description="Encoding processes.")
+    queue: int = Field(8, ge=0, le=10000, description="Frames waiting for a worker.")
+    busy_retry_s: float = Field(2.0, gt=0, description="retry_s sent when the queue is full.")
+    max_bytes: int = Field(4_000_000, ge=1024, description="Largest image accepted, in bytes.")
+    max_pixels: int = Field(4_000_000, ge=10_000, description="Largest image, width x height.")
+    min_face_px: int = Field(60, ge=20, description="Shortest face box accepted, in pixels.")
+    min_sharpness: float = Field(12.0, ge=0, description="Laplacian variance over the face.")
+    min_brightness: float = Field(35.0, ge=0, le=255, description="Mean grey level, 0-255.")
+    replay_max_bits: int = Field(24, ge=0, le=127, description="pHash distance of a replay.")
+    replay_window_days: float = Field(30.0, gt=0, description="How long frame hashes are kept.")
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["logfmt", "json"] = "logfmt"
@@ -84,6 +151,8 @@ class TackSettings(BaseSettings):
     bridge: BridgeSettings = BridgeSettings()
     registry: RegistrySettings = RegistrySettings()
     log: LogSettings = LogSettings()
+    face: FaceSettings = FaceSettings()
+    attendance: AttendanceSettings = AttendanceSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -100,6 +169,10 @@ class TackSettings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.store.path or self.data_dir / "tack.db"
+
+    @property
+    def face_key_file(self) -> Path:
+        return self.face.key_file or self.data_dir / "face.key"
 
     @property
     def mqtt_client_id(self) -> str:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import demo, devices_cmd, gateway_cmd, records_cmd
+from gateway.cli import (
+    demo,
+    devices_cmd,
+    faces_cmd,
+    gateway_cmd,
+    geofences_cmd,
+    records_cmd,
+    report_cmd,
+)
 
 app = typer.Typer(
     name="tack",
@@ -16,9 +24,12 @@ app = typer.Typer(
 )
 app.add_typer(gateway_cmd.app, name="gateway")
 app.add_typer(devices_cmd.app, name="devices")
+app.add_typer(report_cmd.app, name="report")
+app.add_typer(geofences_cmd.app, name="geofences")
 app.command("records")(records_cmd.records)
 app.command("status")(records_cmd.status)
 app.command("demo")(demo.demo)
+app.add_typer(faces_cmd.app, name="faces")
 
 
 def _mount_optional_groups() -> None:

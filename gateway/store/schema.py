@@ -11,7 +11,7 @@ import aiosqlite
 
 from gateway.store.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 _DDL_V1 = """
 CREATE TABLE IF NOT EXISTS records (
@@ -86,6 +86,55 @@ CREATE TABLE IF NOT EXISTS frames (
 );
 """
 
+# v3: face templates (128-d encodings, AES-256-GCM encrypted; gateway/verify/face/templates.py)
+# and the perceptual hashes of frames already used for a punch (replay defence).
+_DDL_V3 = """
+CREATE TABLE IF NOT EXISTS face_templates (
+    id              INTEGER PRIMARY KEY,
+    person_id       TEXT    NOT NULL,
+    source          TEXT    NOT NULL,
+    key_id          TEXT    NOT NULL,
+    nonce           BLOB    NOT NULL,
+    ciphertext      BLOB    NOT NULL,
+    created_ts_ms   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS face_templates_person ON face_templates (person_id);
+
+CREATE TABLE IF NOT EXISTS face_frames (
+    device_id       TEXT    NOT NULL,
+    msg_id          TEXT    NOT NULL,
+    phash           BLOB    NOT NULL,
+    person_id       TEXT,
+    received_ts_ms  INTEGER NOT NULL,
+    PRIMARY KEY (device_id, msg_id)
+);
+CREATE INDEX IF NOT EXISTS face_frames_ts ON face_frames (received_ts_ms);
+"""
+
+
+# v4: geofences per site (gateway/verify/geo/store.py) and approved leave pulled with the roster
+# (gateway/attendance/leave.py); the daily report flags leave days instead of absences.
+_DDL_V4 = """
+CREATE TABLE IF NOT EXISTS geofences (
+    site            TEXT    NOT NULL,
+    name            TEXT    NOT NULL,
+    kind            TEXT    NOT NULL,
+    spec            TEXT    NOT NULL,
+    updated_ts_ms   INTEGER NOT NULL,
+    PRIMARY KEY (site, name)
+);
+
+CREATE TABLE IF NOT EXISTS leave_days (
+    person_id       TEXT    NOT NULL,
+    day             TEXT    NOT NULL,
+    kind            TEXT    NOT NULL DEFAULT '',
+    approved        INTEGER NOT NULL DEFAULT 1,
+    updated_ts_ms   INTEGER NOT NULL,
+    PRIMARY KEY (person_id, day)
+);
+CREATE INDEX IF NOT EXISTS leave_days_day ON leave_days (day);
+"""
+
 
 async def migrate(db: aiosqlite.Connection) -> None:
     """Bring the file to :data:`SCHEMA_VERSION`; refuse a file written by a newer Tack."""
@@ -101,5 +150,9 @@ async def migrate(db: aiosqlite.Connection) -> None:
         await db.executescript(_DDL_V1)
     if version < 2:
         await db.executescript(_DDL_V2)
+    if version < 3:
+        await db.executescript(_DDL_V3)
+    if version < 4:
+        await db.executescript(_DDL_V4)
     if version < SCHEMA_VERSION:
         await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
