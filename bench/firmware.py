@@ -51,6 +51,7 @@ def main() -> int:
                 "data_dir": str(work / "data"),
                 "mqtt": {"host": broker.host, "port": broker.port},
                 "bridge": {"enabled": False},
+                "attendance": {"repeat_window_s": 0},  # the same cards punch again and again
             },
         )
         settings = load_settings(config)

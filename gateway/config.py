@@ -118,6 +118,9 @@ class AttendanceSettings(_Section):
 
 class FaceSettings(_Section):
     enabled: bool = Field(False, description="Check the camera frame of each punch.")
+    frame_wait_s: float = Field(
+        2.0, ge=0, le=30, description="How long a punch waits for its camera frame to arrive."
+    )
     key_file: Path | None = Field(None, description="Defaults to {data_dir}/face.key.")
     threshold: float = Field(0.61, gt=0, lt=2, description="1:1 distance limit (card + face).")
     threshold_1n: float = Field(0.57, gt=0, lt=2, description="1:N distance limit (face only).")

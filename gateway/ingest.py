@@ -143,6 +143,19 @@ class Ingest:
             decision = await self._verifier.verify(envelope, device)
         else:
             decision = room_decision(envelope)
+        if decision.retry_s is not None:  # the check cannot be made now: store nothing
+            self._reply(
+                msg,
+                where,
+                envelope,
+                AckStatus.REJECTED,
+                decision.reason,
+                decision.verdict.text,
+                None,
+                decision.retry_s,
+            )
+            log.warning("verification deferred: %s", decision.reason, extra=ctx)
+            return
         try:
             result = await self._writer.submit(_record(envelope, decision))
         except asyncio.QueueFull:

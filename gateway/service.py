@@ -26,7 +26,7 @@ from gateway.store import open_database
 from gateway.store.records import RecordWriter, now_ms
 from gateway.transport import Inbound
 from gateway.transport.mqtt import MqttTransport
-from gateway.verify.card import RosterVerifier
+from gateway.verify.attendance import AttendanceVerifier
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ class Gateway:
 
         self.registry = DeviceRegistry(self.aux, s.registry.refresh_s)
         await self.registry.reload()
-        self.verifier = RosterVerifier(self.aux)
-        await self.verifier.reload_if_changed()
+        self.verifier = await AttendanceVerifier.open(self.aux, s)
+        stack.push_async_callback(self.verifier.close)
         self.writer = await stack.enter_async_context(
             RecordWriter(
                 self.db,

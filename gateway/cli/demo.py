@@ -73,6 +73,9 @@ async def _demo(devices: int, duration_s: float, rate: float, data_dir: Path) ->
                 data_dir=str(data_dir / "gateway"),
                 mqtt={"host": broker.host, "port": broker.port},
                 bridge={"base_url": backend.base_url, "interval_s": 0.5},
+                # The demo punches every card many times a minute: without this, all but the
+                # first punch of each person would be answered "already recorded".
+                attendance={"repeat_window_s": 0},
             )
             fleet = FleetConfig(
                 site=settings.site,

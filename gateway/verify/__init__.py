@@ -17,10 +17,14 @@ from gateway.store.roster import Person
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """What a punch means. With ``retry_s`` the check could not be made now (a busy face
+    worker pool): nothing is stored and the device is told to resend after ``retry_s``."""
+
     accepted: bool
     reason: ReasonCode
     verdict: Verdict
     person: Person | None = None
+    retry_s: float | None = None
 
 
 class Verifier(Protocol):

@@ -1,0 +1,176 @@
+"""The attendance decision for a punch: who, face, where, and what it means for the shift.
+
+In order, each step only when the one before passed:
+
+1. **who**: the card or employee number against the roster (:mod:`gateway.verify.card`);
+2. **face** (``face.enabled``): the punch's camera frame against the person's enrolled face
+   (:mod:`gateway.verify.face`); the frame travels on ``evt/frame`` just before the punch and is
+   waited for up to ``face.frame_wait_s``; a full worker pool answers ``busy`` (nothing stored);
+3. **where**: the GPS fix against the site's geofences and the spoof checks
+   (:mod:`gateway.verify.geo`), when the site has fences;
+4. **what it means**: the shift policy (:mod:`gateway.attendance`) classifies the punch (on
+   time, late, left early, no shift) or answers a repeat within ``attendance.repeat_window_s``
+   with "already recorded"; a refusal from steps 2-3 is classified as refused.
+
+Every decision except ``busy`` is stored, so the audit trail shows refusals too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import aiosqlite
+
+from devices.protocol import Envelope, PunchBody, ReasonCode, Verdict
+from gateway.attendance import Policy
+from gateway.attendance.store import classify_punch
+from gateway.config import TackSettings
+from gateway.store.devices import Device
+from gateway.store.frames import load_frame
+from gateway.store.roster import get_value
+from gateway.verify import Decision
+from gateway.verify.card import RosterVerifier
+from gateway.verify.geo import GeoPolicy, GeoVerifier
+from gateway.verify.geo.store import GEOFENCES_VERSION_KEY, load_fences, recent_fixes
+
+if TYPE_CHECKING:
+    from gateway.verify.face import FaceVerifier
+
+_FRAME_POLL_S = 0.05
+_SPEED_HISTORY_MS = 24 * 3600 * 1000
+
+FACE_TEXT: dict[ReasonCode, str] = {
+    ReasonCode.FACE_NOT_FOUND: "No face seen: look at the camera and try again",
+    ReasonCode.FACE_MULTIPLE: "One person at a time, please",
+    ReasonCode.FACE_TOO_SMALL: "Step closer to the camera",
+    ReasonCode.FACE_BLURRY: "Hold still and try again",
+    ReasonCode.FACE_TOO_DARK: "Too dark: face the light",
+    ReasonCode.FACE_NOT_ENROLLED: "No face on file: see facilities",
+    ReasonCode.FACE_MISMATCH: "Face does not match the card",
+    ReasonCode.FACE_UNKNOWN: "Face not recognised",
+    ReasonCode.FRAME_REPLAYED: "Photo already used: try again",
+    ReasonCode.IMAGE_CORRUPT: "Camera error: try again",
+    ReasonCode.IMAGE_TOO_LARGE: "Camera error: see facilities",
+}
+
+
+class AttendanceVerifier:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        settings: TackSettings,
+        roster: RosterVerifier,
+        geo: GeoVerifier,
+        policy: Policy,
+        face: FaceVerifier | None = None,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self.roster = roster
+        self.geo = geo
+        self.policy = policy
+        self.face = face
+        self._fences_version: str | None = None
+
+    @classmethod
+    async def open(cls, db: aiosqlite.Connection, settings: TackSettings) -> AttendanceVerifier:
+        """Build every step from the settings and the store; starts the face workers."""
+        roster = RosterVerifier(db)
+        await roster.reload_if_changed()
+        geo = GeoVerifier(
+            await load_fences(db, settings.site), GeoPolicy.from_settings(settings.attendance)
+        )
+        now = int(time.time() * 1000)
+        geo.seed(await recent_fixes(db, now - _SPEED_HISTORY_MS))
+        face: FaceVerifier | None = None
+        if settings.face.enabled:
+            from gateway.verify.face import FaceVerifier  # needs the `face` extra
+
+            face = FaceVerifier.from_settings(db, settings.face, settings.face_key_file)
+            await face.start()
+        verifier = cls(db, settings, roster, geo, Policy.from_settings(settings.attendance), face)
+        verifier._fences_version = await get_value(db, GEOFENCES_VERSION_KEY)
+        return verifier
+
+    async def close(self) -> None:
+        if self.face is not None:
+            await self.face.close()
+
+    @property
+    def people(self) -> int:
+        return self.roster.people
+
+    async def reload_if_changed(self) -> bool:
+        """Roster, geofences and face templates changed by the bridge or the CLI."""
+        changed = await self.roster.reload_if_changed()
+        version = await get_value(self._db, GEOFENCES_VERSION_KEY)
+        if version != self._fences_version:
+            self.geo.replace_fences(await load_fences(self._db, self._settings.site))
+            self._fences_version = version
+            changed = True
+        if self.face is not None:
+            changed = await self.face.reload() or changed
+        return changed
+
+    async def verify(self, envelope: Envelope, device: Device) -> Decision:
+        body = envelope.body
+        if not isinstance(body, PunchBody):
+            raise TypeError(f"AttendanceVerifier decides punches, not {envelope.kind}")
+        who = await self.roster.verify(envelope, device)
+        if not who.accepted or who.person is None:
+            return who
+        person = who.person
+        refusal: ReasonCode | None = None
+        text = ""
+        if self.face is not None:
+            jpeg = await self._frame(envelope, body)
+            if jpeg is None:
+                refusal, text = ReasonCode.FACE_NOT_FOUND, "No photo: look at the camera"
+            else:
+                seen = await self.face.check(envelope.device_id, envelope.msg_id, jpeg, person)
+                if seen.reason is ReasonCode.BUSY:
+                    return Decision(
+                        False,
+                        ReasonCode.BUSY,
+                        Verdict(ok=False, text="Busy: try again"),
+                        person,
+                        retry_s=seen.retry_s or self._settings.face.busy_retry_s,
+                    )
+                if not seen.ok:
+                    refusal, text = seen.reason, FACE_TEXT.get(seen.reason, "Face check failed")
+        if refusal is None:
+            where = self.geo.check(
+                body.gps,
+                person_id=person.person_id,
+                device_id=envelope.device_id,
+                punch_ts_ms=envelope.device_ts_ms,
+                received_ms=int(time.time() * 1000),
+            )
+            if not where.ok:
+                refusal, text = where.reason, where.text
+        meaning = await classify_punch(
+            self._db,
+            self.policy,
+            person,
+            envelope.device_ts_ms,
+            refusal=refusal,
+            refusal_text=text,
+            exclude=(envelope.device_id, envelope.msg_id),
+        )
+        # A repeat is answered "already recorded" (green) and kept locally, never uploaded.
+        accepted = meaning.accepted and meaning.record and meaning.reason is ReasonCode.OK
+        return Decision(accepted, meaning.reason, meaning.verdict(person), person)
+
+    async def _frame(self, envelope: Envelope, body: PunchBody) -> bytes | None:
+        """The punch's frame, waiting a moment for it: topics are not ordered against each
+        other, so the frame sent just before the punch may arrive just after it."""
+        if body.photo is None:
+            return None
+        deadline = time.monotonic() + self._settings.face.frame_wait_s
+        while True:
+            frame = await load_frame(self._db, envelope.device_id, envelope.msg_id)
+            if frame is not None or time.monotonic() >= deadline:
+                return frame.data if frame is not None else None
+            await asyncio.sleep(_FRAME_POLL_S)
