@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
@@ -46,6 +46,19 @@ class RosterPage:
     people: list[Person]
     next_cursor: str | None
     has_more: bool
+    # person_id -> URL of the enrolment photo; absent or "" when the person has none. A new
+    # URL means a new photo (DingTalk's avatar URLs change with the picture).
+    avatars: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRecord:
+    """One approved leave, ``[start_ms, end_ms)`` in UTC milliseconds."""
+
+    person_id: str
+    start_ms: int
+    end_ms: int
+    kind: str = ""
 
 
 class BackendAdapter(Protocol):
@@ -57,6 +70,12 @@ class BackendAdapter(Protocol):
     async def upload(self, records: Sequence[OutRecord]) -> list[UploadResult]: ...
 
     async def pull_roster(self, cursor: str | None) -> RosterPage: ...
+
+    async def fetch_photo(self, url: str) -> bytes: ...
+
+    async def leave(
+        self, person_ids: Sequence[str], start_ms: int, end_ms: int
+    ) -> list[LeaveRecord]: ...
 
     async def aclose(self) -> None: ...
 
@@ -98,6 +117,17 @@ class CloudConnectError(CloudError):
 
 class CloudResponseError(CloudError):
     """An answer the bridge cannot use: an HTTP error status, or a body that is not the API's."""
+
+
+class PhotoUnavailableError(CloudError):
+    """This photo cannot be had at this URL (gone, or over the size limit); asking again for
+    the same URL cannot help, a new URL may. ``reason`` is a short code for logs and status."""
+
+    transient = False
+
+    def __init__(self, message: str, *, reason: str, request: httpx.Request | None = None) -> None:
+        super().__init__(message, request=request)
+        self.reason = reason
 
 
 class CloudAuthError(CloudError):

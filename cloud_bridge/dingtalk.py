@@ -1,4 +1,5 @@
-"""The DingTalk-style open API adapter: token handling, per-record upload, roster paging.
+"""The DingTalk-style open API adapter: token handling, per-record upload, roster paging,
+enrolment photos and approved leave.
 
 DingTalk's punch upload takes one record per call, so throughput comes from ``concurrency``
 calls in flight rather than from batching. Every call carries the record's idempotency key,
@@ -20,6 +21,8 @@ from cloud_bridge.adapter import (
     CloudAuthError,
     CloudError,
     CloudResponseError,
+    LeaveRecord,
+    PhotoUnavailableError,
     RosterPage,
     UploadOutcome,
     UploadResult,
@@ -33,6 +36,10 @@ log = logging.getLogger(__name__)
 TOKEN_PATH = "/gettoken"
 UPLOAD_PATH = "/topapi/attendance/record/upload"
 USER_LIST_PATH = "/topapi/v2/user/list"
+LEAVE_STATUS_PATH = "/topapi/attendance/getleavestatus"
+LEAVE_USERS_PER_CALL = 100  # getleavestatus takes at most 100 userids
+LEAVE_PAGE_SIZE = 20  # and pages its answer 20 records at a time
+DEFAULT_MAX_PHOTO_BYTES = 4_000_000  # face.max_bytes' default; the runner passes the setting
 
 # DingTalk advises renewing a token before it runs out rather than on the first refusal; five
 # minutes covers clock drift and slow calls. For short-lived tokens (tests) a quarter of the
@@ -79,9 +86,11 @@ class DingTalkAdapter:
         concurrency: int = 8,
         batch_size: int = 50,
         client: httpx.AsyncClient | None = None,
+        max_photo_bytes: int = DEFAULT_MAX_PHOTO_BYTES,
     ) -> None:
         if concurrency < 1 or batch_size < 1:
             raise ValueError("concurrency and batch_size must be at least 1")
+        self._max_photo_bytes = max_photo_bytes
         self._base_url = base_url.rstrip("/")
         self._app_key = app_key
         self._app_secret = app_secret
@@ -280,7 +289,99 @@ class DingTalkAdapter:
         next_cursor = str(raw_next) if raw_next not in (None, "") else None
         if has_more and next_cursor is None:
             raise CloudResponseError("pulling the roster: has_more without a next_cursor")
-        return RosterPage(people, next_cursor if has_more else None, has_more)
+        avatars = {
+            str(item["userid"]): str(item["avatar"])
+            for item in result["list"]
+            if isinstance(item, dict) and item.get("userid") and item.get("avatar")
+        }
+        return RosterPage(people, next_cursor if has_more else None, has_more, avatars)
+
+    # -- photos -------------------------------------------------------------------------------
+
+    async def fetch_photo(self, url: str) -> bytes:
+        """Download an enrolment photo (no token: avatar URLs are public, like a CDN's).
+
+        Raises :class:`PhotoUnavailableError` when this URL will never give a usable photo
+        (404/410, or more than ``max_photo_bytes``: the download stops there), and
+        :class:`CloudError` for anything a later try may fix.
+        """
+        action = "downloading a photo"
+        limit = self._max_photo_bytes
+        async with self._slots:
+            try:
+                async with self._client.stream("GET", url) as resp:
+                    where = resp.request.url.copy_with(query=None)
+                    if resp.status_code in (httpx.codes.NOT_FOUND, httpx.codes.GONE):
+                        raise PhotoUnavailableError(
+                            f"{action}: HTTP {resp.status_code} from {where}",
+                            reason="photo_missing",
+                            request=resp.request,
+                        )
+                    if resp.status_code != httpx.codes.OK:
+                        raise CloudResponseError(
+                            f"{action}: HTTP {resp.status_code} from {where}",
+                            request=resp.request,
+                            retry_after_s=_retry_after_s(resp),
+                        )
+                    declared = resp.headers.get("content-length")
+                    if declared is not None and declared.isdigit() and int(declared) > limit:
+                        raise _too_large(where, int(declared), limit, resp.request)
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in resp.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise _too_large(where, size, limit, resp.request)
+                        chunks.append(chunk)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise map_httpx_error(exc, action) from exc
+        return b"".join(chunks)
+
+    # -- leave --------------------------------------------------------------------------------
+
+    async def leave(
+        self, person_ids: Sequence[str], start_ms: int, end_ms: int
+    ) -> list[LeaveRecord]:
+        """Approved leave of ``person_ids`` overlapping ``[start_ms, end_ms]``: 100 people a
+        call, each answer paged 20 records at a time (DingTalk's getleavestatus limits)."""
+        out: list[LeaveRecord] = []
+        ids = list(dict.fromkeys(person_ids))
+        for first in range(0, len(ids), LEAVE_USERS_PER_CALL):
+            chunk = ids[first : first + LEAVE_USERS_PER_CALL]
+            offset = 0
+            while True:
+                body = {
+                    "userid_list": ",".join(chunk),
+                    "start_time": start_ms,
+                    "end_time": end_ms,
+                    "offset": offset,
+                    "size": LEAVE_PAGE_SIZE,
+                }
+                async with self._slots:
+                    data = await self._call(
+                        "POST", LEAVE_STATUS_PATH, action="pulling leave", json=body
+                    )
+                code = data["errcode"]
+                if code != ERR_OK:
+                    raise CloudResponseError(
+                        f"pulling leave: errcode {code}: {data.get('errmsg', '')}",
+                        errcode=code,
+                        retry_after_s=_RETRY_AFTER_S.get(code),
+                    )
+                result = data.get("result")
+                items = result.get("leave_status") if isinstance(result, dict) else None
+                if not isinstance(result, dict) or not isinstance(items, list):
+                    raise CloudResponseError("pulling leave: the answer has no result.leave_status")
+                page = [lv for lv in (_leave(item) for item in items) if lv is not None]
+                if len(page) < len(items):
+                    log.warning(
+                        "leave page had %d unusable entries; skipped", len(items) - len(page)
+                    )
+                out.extend(page)
+                if not result.get("has_more") or not items:
+                    break
+                offset += len(items)
+        return out
 
 
 def _upload_result(record_id: int, data: dict[str, Any]) -> UploadResult:
@@ -312,6 +413,24 @@ def _retry_after_s(resp: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:  # an HTTP date; the runner's own backoff applies
         return None
+
+
+def _too_large(where: object, size: int, limit: int, request: httpx.Request) -> CloudError:
+    return PhotoUnavailableError(
+        f"downloading a photo: {where} is over {limit} bytes ({size} so far); "
+        "face.max_bytes is the limit",
+        reason="image_too_large",
+        request=request,
+    )
+
+
+def _leave(item: object) -> LeaveRecord | None:
+    if not isinstance(item, dict) or not item.get("userid"):
+        return None
+    start, end = item.get("start_time"), item.get("end_time")
+    if not isinstance(start, int) or not isinstance(end, int) or end <= start:
+        return None
+    return LeaveRecord(str(item["userid"]), start, end, str(item.get("leave_type") or ""))
 
 
 def _person(item: object) -> Person | None:

@@ -1,4 +1,5 @@
-"""The bridge's loops: upload pending records, pull the roster, and keep score.
+"""The bridge's loops: upload pending records, pull the roster (with enrolment photos) and
+approved leave, and keep score.
 
 All of the bridge's state is in the store: which records are pending, which were refused and
 why, and where a roster pass got to. So the bridge resumes after any stop, crash or power cut
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import enum
+import hashlib
 import json
 import logging
 import random
@@ -24,14 +27,24 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from cloud_bridge.adapter import BackendAdapter, CloudError, UploadOutcome, UploadResult
+from cloud_bridge.adapter import (
+    BackendAdapter,
+    CloudError,
+    LeaveRecord,
+    PhotoUnavailableError,
+    RosterPage,
+    UploadOutcome,
+    UploadResult,
+)
 from cloud_bridge.dingtalk import DingTalkAdapter
 from devices.protocol.errors import TackError
+from gateway.attendance.leave import LeaveDay, upsert_leave
 from gateway.config import TackSettings
-from gateway.store.database import open_database
+from gateway.store.database import open_database, write_transaction
 from gateway.store.records import (
     mark_failed,
     mark_synced,
@@ -40,13 +53,20 @@ from gateway.store.records import (
     pending_batch,
     sync_stats,
 )
-from gateway.store.roster import get_value, set_value, upsert_people
+from gateway.store.roster import get_value, load_people, set_value, upsert_people
 
 log = logging.getLogger(__name__)
 
 ROSTER_CURSOR_KEY = "bridge.roster.cursor"  # next page of an unfinished pass; "" when none
 ROSTER_PULLED_KEY = "bridge.roster.pulled_ts_ms"  # when the last full pass finished
 STATUS_KEY = "bridge.status"  # the counters as JSON, for `tack status` in another process
+# Per person, JSON {url, sha256, status: enrolled|refused, reason, ts_ms}: the last photo dealt
+# with, so a photo is downloaded and encoded once per change of its URL, across restarts.
+PHOTO_KEY_PREFIX = "bridge.photo."
+LEAVE_PULLED_KEY = "bridge.leave.pulled_ts_ms"  # when leave was last pulled in full
+LEAVE_PAST_DAYS = 7  # leave is pulled for site-local days today-7 .. today+30
+LEAVE_AHEAD_DAYS = 30
+PHOTO_SOURCE = "roster"  # face templates from the backend's photos carry this source
 
 BACKOFF_BASE_S = 0.5  # first retry within half a second; doubles up to bridge.backoff_max_s
 STATUS_WRITE_INTERVAL_S = 1.0  # the status row is for people: once a second is plenty
@@ -71,6 +91,11 @@ class BridgeCounters:
     store_errors: int = 0  # store operations that failed (locked, full); retried after backoff
     roster_pulls: int = 0  # complete passes over the backend's roster
     people_pulled: int = 0
+    photos_fetched: int = 0  # photos downloaded (only new or changed avatar URLs)
+    photos_enrolled: int = 0  # photos that became face templates
+    photos_refused: int = 0  # photos refused (quality gates, gone, too large): not retried
+    leave_pulls: int = 0  # complete leave pulls over the whole window
+    leave_days: int = 0  # person-days of approved leave saved by the last pull
     last_error: str | None = None
     last_error_ts_ms: int | None = None
     last_upload_ts_ms: int | None = None
@@ -135,6 +160,8 @@ class Bridge:
         self._state = BridgeState.IDLE
         self._status_written_s = 0.0
         self._status_written: dict[str, Any] | None = None
+        self._face_key: bytes | None = None
+        self._face_key_error: str | None = None
         self.counters = BridgeCounters()
 
     @property
@@ -220,6 +247,7 @@ class Bridge:
                         timeout_s=self._cfg.timeout_s,
                         concurrency=self._cfg.concurrency,
                         batch_size=self._cfg.batch_size,
+                        max_photo_bytes=self._settings.face.max_bytes,
                     )
                 self._db = db
                 self._ready.set()
@@ -395,9 +423,16 @@ class Bridge:
 
     async def _roster_loop(self, stop: asyncio.Event) -> None:
         failures = 0
+        leave_due = False  # a pass finished but its leave pull failed: retry only that
         while not stop.is_set():
             try:
-                finished = await self._pull_roster(stop)
+                finished = True
+                if not leave_due:
+                    finished = await self._pull_roster(stop)
+                    leave_due = finished
+                if leave_due:
+                    await self._pull_leave()
+                    leave_due = False
             except CloudError as exc:
                 log.warning("roster pull failed: %s", exc, extra={"site": self.site})
                 self._note_error(exc.message)
@@ -426,9 +461,12 @@ class Bridge:
         while True:
             page = await adapter.pull_roster(cursor)
             cursor = page.next_cursor if page.has_more else None
-            async with self._store():
-                if page.people:
+            if page.people:
+                async with self._store():
                     await upsert_people(db, page.people)
+            # Before the cursor moves on: a failed download repeats this page, not the pass.
+            await self._sync_photos(page)
+            async with self._store():
                 await set_value(db, ROSTER_CURSOR_KEY, cursor or "")
             self.counters.people_pulled += len(page.people)
             if cursor is None:
@@ -440,6 +478,156 @@ class Bridge:
         self.counters.roster_pulls += 1
         log.info("roster pulled", extra={"site": self.site})
         return True
+
+    # -- photos -------------------------------------------------------------------------------
+
+    def _load_face_key(self) -> bytes | None:
+        """The template key, or None (logged) when face templates cannot be written here: the
+        ``face`` extra is missing or the key file is unusable. Roster and leave go on."""
+        if self._face_key is not None:
+            return self._face_key
+        try:
+            from gateway.verify.face.keys import load_key
+        except ImportError as exc:
+            text = f"photos not enrolled: the face extra is not installed ({exc})"
+        else:
+            try:
+                self._face_key = load_key(self._settings.face_key_file)
+                return self._face_key
+            except TackError as exc:
+                text = f"photos not enrolled: {exc.message}"
+        if text != self._face_key_error:  # once, not once per roster page
+            self._face_key_error = text
+            log.error("%s", text, extra={"site": self.site})
+            self._note_error(text)
+        return None
+
+    async def _sync_photos(self, page: RosterPage) -> None:
+        """Enrol the page's new or changed photos; drop roster templates of people who left
+        or lost their photo. Does nothing while ``face.enabled`` is off."""
+        if not self._settings.face.enabled or not page.people:
+            return
+        db, _ = self._require_running()
+        for person in page.people:
+            url = page.avatars.get(person.person_id, "") if person.active else ""
+            async with self._store():
+                raw = await get_value(db, PHOTO_KEY_PREFIX + person.person_id)
+            seen = _photo_state(raw)
+            if not url:
+                if seen is not None:
+                    await self._drop_photo(person.person_id, seen)
+                continue
+            if seen is not None and seen.get("url") == url:
+                continue  # dealt with: enrolled, or refused until the photo changes
+            await self._enrol_photo(person.person_id, url, seen)
+
+    async def _enrol_photo(self, person_id: str, url: str, seen: dict[str, Any] | None) -> None:
+        db, adapter = self._require_running()
+        key = self._load_face_key()
+        if key is None:
+            return
+        try:
+            jpeg = await adapter.fetch_photo(url)
+        except PhotoUnavailableError as exc:
+            await self._photo_refused(person_id, url, "", exc.reason, exc.message)
+            return
+        self.counters.photos_fetched += 1
+        digest = hashlib.sha256(jpeg).hexdigest()
+        if seen is not None and seen.get("sha256") == digest:
+            # Same picture at a new URL: nothing to encode again.
+            await self._save_photo_state(person_id, {**seen, "url": url})
+            return
+        from gateway.verify.face import enroll_photos, limits_from
+
+        async with self._store():
+            result = await enroll_photos(
+                db,
+                key,
+                person_id,
+                [jpeg],
+                source=PHOTO_SOURCE,
+                replace=True,
+                limits=limits_from(self._settings.face),
+            )
+        if result.enrolled:
+            self.counters.photos_enrolled += 1
+            log.info("photo of %s enrolled", person_id, extra={"site": self.site})
+            await self._save_photo_state(
+                person_id, {"url": url, "sha256": digest, "status": "enrolled", "reason": "ok"}
+            )
+            return
+        why = result.rejected[0] if result.rejected else None
+        await self._photo_refused(
+            person_id,
+            url,
+            digest,
+            why.reason.value if why else "face_not_found",
+            why.detail if why else "no face encoded",
+        )
+
+    async def _photo_refused(
+        self, person_id: str, url: str, digest: str, reason: str, detail: str
+    ) -> None:
+        self.counters.photos_refused += 1
+        text = f"photo of {person_id} refused: {reason}: {detail}"
+        log.warning("%s", text, extra={"site": self.site})
+        self._note_error(text)
+        await self._save_photo_state(
+            person_id,
+            {"url": url, "sha256": digest, "status": "refused", "reason": reason, "detail": detail},
+        )
+
+    async def _drop_photo(self, person_id: str, seen: dict[str, Any]) -> None:
+        """The person left or has no photo any more: their roster templates go too."""
+        db, _ = self._require_running()
+        if seen.get("status") == "enrolled":
+            key = self._load_face_key()
+            if key is None:
+                return
+            from gateway.verify.face.templates import TemplateStore
+
+            async with self._store():
+                await TemplateStore(db, key).add(person_id, [], source=PHOTO_SOURCE, replace=True)
+            log.info("roster face templates of %s removed", person_id, extra={"site": self.site})
+        async with self._store(), write_transaction(db, f"forgetting the photo of {person_id}"):
+            await db.execute("DELETE FROM kv WHERE key = ?", (PHOTO_KEY_PREFIX + person_id,))
+
+    async def _save_photo_state(self, person_id: str, state: dict[str, Any]) -> None:
+        db, _ = self._require_running()
+        state = {**state, "ts_ms": now_ms()}
+        async with self._store():
+            await set_value(db, PHOTO_KEY_PREFIX + person_id, json.dumps(state, sort_keys=True))
+
+    # -- leave --------------------------------------------------------------------------------
+
+    async def _pull_leave(self) -> None:
+        """Approved leave of the active roster for site-local days today-7 .. today+30, saved
+        one row per person and day (``gateway.attendance.leave``), where the policy reads it."""
+        db, adapter = self._require_running()
+        tz = ZoneInfo(self._settings.attendance.timezone)
+        today = dt.datetime.now(tz).date()
+        first = today - dt.timedelta(days=LEAVE_PAST_DAYS)
+        last = today + dt.timedelta(days=LEAVE_AHEAD_DAYS)
+        start_ms = _local_midnight_ms(first, tz)
+        end_ms = _local_midnight_ms(last + dt.timedelta(days=1), tz) - 1
+        async with self._store():
+            ids = [p.person_id for p in await load_people(db) if p.active]
+        records = await adapter.leave(ids, start_ms, end_ms) if ids else []
+        days = leave_days(records, tz, first, last)
+        async with self._store():
+            if days:
+                await upsert_leave(db, days)
+            await set_value(db, LEAVE_PULLED_KEY, str(now_ms()))
+        self.counters.leave_pulls += 1
+        self.counters.leave_days = len(days)
+        log.info(
+            "leave pulled: %d records, %d person-days from %s to %s",
+            len(records),
+            len(days),
+            first,
+            last,
+            extra={"site": self.site},
+        )
 
     # -- status -------------------------------------------------------------------------------
 
@@ -475,6 +663,39 @@ class Bridge:
         status = {**counters, "state": state.value, "ts_ms": now_ms()}
         async with self._store() as db:
             await set_value(db, STATUS_KEY, json.dumps(status, separators=(",", ":")))
+
+
+def leave_days(
+    records: list[LeaveRecord], tz: ZoneInfo, first: dt.date, last: dt.date
+) -> list[LeaveDay]:
+    """Each site-local day from ``first`` to ``last`` that a leave touches, once per person.
+
+    A leave is ``[start_ms, end_ms)``, so one that ends at midnight does not take the next day.
+    A half day counts as a leave day: the policy flags the day, it does not split it.
+    """
+    out: dict[tuple[str, dt.date], LeaveDay] = {}
+    for rec in records:
+        day = dt.datetime.fromtimestamp(rec.start_ms / 1000, tz).date()
+        end = dt.datetime.fromtimestamp((rec.end_ms - 1) / 1000, tz).date()
+        day = max(day, first)
+        while day <= min(end, last):
+            out.setdefault((rec.person_id, day), LeaveDay(rec.person_id, day, rec.kind))
+            day += dt.timedelta(days=1)
+    return list(out.values())
+
+
+def _local_midnight_ms(day: dt.date, tz: ZoneInfo) -> int:
+    return int(dt.datetime.combine(day, dt.time(0), tz).timestamp() * 1000)
+
+
+def _photo_state(raw: str | None) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 async def read_status(db: aiosqlite.Connection) -> dict[str, Any] | None:

@@ -12,11 +12,13 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulators.backend.state import (
     DEFAULT_PAGE_SIZE,
+    MAX_LEAVE_PAGE,
+    MAX_LEAVE_USERS,
     MAX_PAGE_SIZE,
     MAX_RECORD_AGE_MS,
     BackendState,
@@ -46,6 +48,27 @@ class _UserList(BaseModel):
     size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 
 
+class _LeaveStatus(BaseModel):
+    """DingTalk's getleavestatus body: ``userid_list`` is one comma-separated string."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    userid_list: str = Field(min_length=1)
+    start_time: int = Field(ge=0)
+    end_time: int = Field(ge=0)
+    offset: int = Field(0, ge=0)
+    size: int = Field(MAX_LEAVE_PAGE, ge=1, le=MAX_LEAVE_PAGE)
+
+
+class _NewLeave(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    userid: str = Field(min_length=1)
+    start_time: int = Field(ge=0)
+    end_time: int = Field(ge=0)
+    leave_type: str = "annual"
+
+
 class _Person(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -69,6 +92,7 @@ class _Faults(BaseModel):
     fail_status_code: int = Field(500, ge=400, le=599)
     throttle: int = Field(0, ge=0)
     latency_ms: int = Field(0, ge=0)
+    fail_photos: int = Field(0, ge=0)
 
 
 class _Tokens(BaseModel):
@@ -172,6 +196,10 @@ def create_app(state: BackendState) -> FastAPI:
             return _invalid(exc)
         cursor = str(query.cursor) if query.cursor not in (None, "", 0) else None
         people, next_cursor = state.roster_page(cursor, query.size)
+        base = str(request.base_url).rstrip("/")
+        for p in people:
+            if p.get("avatar"):
+                p["avatar"] = base + p["avatar"]
         return {
             "errcode": 0,
             "errmsg": "ok",
@@ -182,7 +210,71 @@ def create_app(state: BackendState) -> FastAPI:
             },
         }
 
+    @app.post("/topapi/attendance/getleavestatus", response_model=None)
+    async def leave_status(request: Request, access_token: str | None = None) -> Any:
+        if (bad := token_error(access_token)) is not None:
+            return bad
+        body = await _json_body(request)
+        try:
+            query = _LeaveStatus.model_validate(body if isinstance(body, dict) else {})
+        except ValidationError as exc:
+            return _invalid(exc)
+        userids = [u for u in query.userid_list.split(",") if u]
+        if len(userids) > MAX_LEAVE_USERS:
+            return _err(
+                Errcode.INVALID_PARAMETER,
+                f"invalid parameter userid_list: at most {MAX_LEAVE_USERS} userids",
+            )
+        if query.end_time < query.start_time:
+            return _err(Errcode.INVALID_PARAMETER, "invalid parameter end_time: before start_time")
+        leaves, has_more = state.leave_status(
+            userids, query.start_time, query.end_time, query.offset, query.size
+        )
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "success": True,
+            "result": {
+                "has_more": has_more,
+                "leave_status": [
+                    {
+                        "userid": lv.userid,
+                        "start_time": lv.start_ms,
+                        "end_time": lv.end_ms,
+                        "duration_unit": "percent_day",
+                        "duration_percent": _percent_days(lv.start_ms, lv.end_ms),
+                        "leave_type": lv.leave_type,
+                    }
+                    for lv in leaves
+                ],
+            },
+        }
+
     # -- inspection and control for tests and the CLI ----------------------------------------
+
+    @app.get("/_sim/photos/{userid}.jpg", response_model=None)
+    async def sim_photo(userid: str) -> Any:
+        """The avatar URLs of the user list point here; like a CDN, no token is needed."""
+        photo, fail = state.fetch_photo(userid)
+        if fail:
+            return Response(b"simulated outage", status_code=503, media_type="text/plain")
+        if photo is None:
+            return Response(b"no such photo", status_code=404, media_type="text/plain")
+        return Response(photo, media_type="image/jpeg")
+
+    @app.put("/_sim/photos/{userid}", response_model=None)
+    async def sim_set_photo(userid: str, request: Request) -> dict[str, Any]:
+        body = await request.body()
+        state.set_photo(userid, body or None)
+        return {"userid": userid, "bytes": len(body)}
+
+    @app.post("/_sim/leave", response_model=None)
+    async def sim_leave(leave: _NewLeave) -> Any:
+        try:
+            state.add_leave(leave.userid, leave.start_time, leave.end_time, leave.leave_type)
+        except ValueError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=422)
+        return {"leave": state.snapshot()["leave"]}
 
     @app.get("/_sim/state")
     async def sim_state() -> dict[str, Any]:
@@ -221,6 +313,11 @@ def create_app(state: BackendState) -> FastAPI:
         return {"ok": True}
 
     return app
+
+
+def _percent_days(start_ms: int, end_ms: int) -> int:
+    """DingTalk's duration in hundredths of a day (100 = one full day)."""
+    return round((end_ms - start_ms) * 100 / 86_400_000)
 
 
 async def _hold(state: BackendState, hold_s: float) -> None:

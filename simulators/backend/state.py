@@ -7,6 +7,7 @@ also counted per key, which is how a test tells "sent twice, stored once" from "
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -19,6 +20,9 @@ DEFAULT_TOKEN_TTL_S = 7200  # DingTalk's access token lives two hours
 MAX_RECORD_AGE_MS = 180 * 24 * 3600 * 1000  # the upload API refuses punches older than 180 days
 MAX_PAGE_SIZE = 100  # DingTalk's user list returns at most 100 people a call
 DEFAULT_PAGE_SIZE = 50
+MAX_LEAVE_USERS = 100  # getleavestatus takes at most 100 userids a call
+MAX_LEAVE_PAGE = 20  # and answers at most 20 leave records a page
+PHOTO_PATH = "/_sim/photos/{userid}.jpg"
 _DEPARTMENTS = ("Engineering", "Sales", "Operations", "Finance", "Facilities")
 
 
@@ -77,6 +81,16 @@ class StoredRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Leave:
+    """One approved leave: ``[start_ms, end_ms)`` as DingTalk reports it."""
+
+    userid: str
+    start_ms: int
+    end_ms: int
+    leave_type: str = "annual"
+
+
+@dataclass(frozen=True, slots=True)
 class Faults:
     """Knobs a test turns to make the backend misbehave. All off by default.
 
@@ -84,6 +98,7 @@ class Faults:
     window where the backend has a record but the gateway has not marked it synced.
     ``fail_status`` answers the next N upload calls with HTTP ``fail_status_code`` before
     storing anything; ``throttle`` answers the next N upload calls with errcode 90002.
+    ``fail_photos`` answers the next N photo downloads with HTTP 503.
     """
 
     hold_after_commit_s: float = 0.0
@@ -91,6 +106,7 @@ class Faults:
     fail_status_code: int = 500
     throttle: int = 0
     latency_ms: int = 0
+    fail_photos: int = 0
 
 
 @dataclass
@@ -98,6 +114,8 @@ class _Calls:
     gettoken: int = 0
     upload: int = 0
     user_list: int = 0
+    photo: int = 0
+    leave: int = 0
 
 
 @dataclass
@@ -114,6 +132,8 @@ class BackendState:
     _people: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     _tokens: dict[str, int] = field(default_factory=dict, repr=False)  # token -> expiry ms
     _calls: _Calls = field(default_factory=_Calls, repr=False)
+    _photos: dict[str, bytes] = field(default_factory=dict, repr=False)
+    _leave: list[Leave] = field(default_factory=list, repr=False)
     _faults: Faults = field(default_factory=Faults, repr=False)
     # Bumped whenever faults change, so an upload being held lets go when a test clears them.
     _fault_generation: int = 0
@@ -246,9 +266,75 @@ class BackendState:
             ids = sorted(self._people)
             if cursor:
                 ids = [i for i in ids if i > cursor]
-            page = [dict(self._people[i]) for i in ids[:size]]
+            page = [self._with_avatar(self._people[i]) for i in ids[:size]]
             more = len(ids) > size
         return page, (page[-1]["userid"] if more and page else None)
+
+    def _with_avatar(self, person: dict[str, Any]) -> dict[str, Any]:
+        """The person as the user list answers: ``avatar`` is the photo's path (the app makes
+        it absolute) with a content hash, so the URL changes exactly when the photo does, as
+        DingTalk's avatar URLs do; left out when the person has no photo."""
+        out = dict(person)
+        photo = self._photos.get(person["userid"])
+        if photo is not None:
+            version = hashlib.sha256(photo).hexdigest()[:12]
+            out["avatar"] = PHOTO_PATH.format(userid=person["userid"]) + f"?v={version}"
+        return out
+
+    # -- photos -------------------------------------------------------------------------------
+
+    def set_photo(self, userid: str, jpeg: bytes | None) -> None:
+        """Give ``userid`` an enrolment photo (``None`` removes it); the avatar URL changes."""
+        with self._lock:
+            if jpeg is None:
+                self._photos.pop(userid, None)
+            else:
+                self._photos[userid] = bytes(jpeg)
+
+    def fetch_photo(self, userid: str) -> tuple[bytes | None, bool]:
+        """Count one download; the photo (None if there is none) and whether to fail it."""
+        with self._lock:
+            self._calls.photo += 1
+            f = self._faults
+            fail = f.fail_photos > 0
+            if fail:
+                self._faults = replace(f, fail_photos=f.fail_photos - 1)
+            return self._photos.get(userid), fail
+
+    # -- leave --------------------------------------------------------------------------------
+
+    def add_leave(
+        self, userid: str, start_ms: int, end_ms: int, leave_type: str = "annual"
+    ) -> Leave:
+        """An approved leave; the leave API reports it to anyone asking about an overlap."""
+        if end_ms <= start_ms:
+            raise ValueError("a leave must end after it starts")
+        leave = Leave(userid, start_ms, end_ms, leave_type)
+        with self._lock:
+            self._leave.append(leave)
+        return leave
+
+    def clear_leave(self) -> None:
+        with self._lock:
+            self._leave.clear()
+
+    def leave_status(
+        self, userids: list[str], start_ms: int, end_ms: int, offset: int, size: int
+    ) -> tuple[list[Leave], bool]:
+        """Approved leave of ``userids`` overlapping ``[start_ms, end_ms]``, a page at a time
+        (in userid, start order); and whether more follow."""
+        wanted = set(userids)
+        with self._lock:
+            self._calls.leave += 1
+            hits = sorted(
+                (
+                    lv
+                    for lv in self._leave
+                    if lv.userid in wanted and lv.start_ms <= end_ms and lv.end_ms > start_ms
+                ),
+                key=lambda lv: (lv.userid, lv.start_ms),
+            )
+        return hits[offset : offset + size], len(hits) > offset + size
 
     # -- faults and inspection ----------------------------------------------------------------
 
@@ -275,6 +361,8 @@ class BackendState:
                 "submissions": sum(self._submissions.values()),
                 "duplicates": sum(self._submissions.values()) - len(self._by_key),
                 "people": len(self._people),
+                "photos": len(self._photos),
+                "leave": len(self._leave),
                 "tokens_issued": len(self._tokens),
                 "token_ttl_s": self.token_ttl_s,
                 "calls": asdict(self._calls),
@@ -282,7 +370,8 @@ class BackendState:
             }
 
     def reset(self) -> None:
-        """Forget records, tokens, counters and faults; keep the roster and credentials."""
+        """Forget records, tokens, counters and faults; keep the roster, photos, leave and
+        credentials."""
         with self._lock:
             self._records.clear()
             self._by_key.clear()
