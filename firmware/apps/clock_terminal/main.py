@@ -15,6 +15,7 @@ from micropython import const
 from tack import codec, why
 from tack.device import Device, OutboxFull
 
+_OWN_WORDS = ("ok", "duplicate", "repeat_punch")  # reasons whose gateway text is shown in English
 _IDLE = const(0)
 _PENDING = const(1)
 _VERDICT = const(2)
@@ -104,9 +105,14 @@ class ClockTerminal(Device):
             return
         v = ack.get("verdict") or {}
         reason = ack["reason"]
-        text = self.t("reason_" + reason)
-        if text == "reason_" + reason:  # a reason this firmware has no words for
-            text = v.get("text") or reason
+        # The gateway's words carry the shift policy's meaning ("Late 12 min: clocked in
+        # 09:17", "Already recorded at 08:59"); they are English, so other languages say the
+        # reason in their own words, as every refusal does.
+        text = v.get("text") if self.lang == "en" and reason in _OWN_WORDS else None
+        if not text:
+            text = self.t("reason_" + reason)
+            if text == "reason_" + reason:  # a reason this firmware has no words for
+                text = v.get("text") or reason
         self.verdict = (bool(v.get("ok")), v.get("name"), text)
         self.current = None
         self._show(_VERDICT, None)
