@@ -38,7 +38,7 @@ from gateway.verify.geo.store import GEOFENCES_VERSION_KEY, load_fences, recent_
 if TYPE_CHECKING:
     from gateway.verify.face import FaceVerifier
 
-_FRAME_POLL_S = 0.05
+_FRAME_POLL_S = 0.01  # a point query on the aux connection: cheap, and it bounds the wait
 _SPEED_HISTORY_MS = 24 * 3600 * 1000
 
 FACE_TEXT: dict[ReasonCode, str] = {

@@ -344,7 +344,7 @@ def test_stalled_link_is_found_by_keepalive(
     assert err["kind"] == "OSError", err
     assert "PINGREQ" in err["text"], err
     assert err["connected"] is False
-    assert 0.4 < took < 3.0, f"dead link found after {took:.1f}s with keepalive 1 s"
+    assert 0.4 < took < 10.0, f"dead link found after {took:.1f}s with keepalive 1 s"
 
 
 def test_broker_stop_raises_and_backoff_reconnects(
@@ -405,15 +405,15 @@ def test_silent_broker_cannot_hang_connect(run: Callable[..., Driver]) -> None:
         took = time.monotonic() - t0
     assert failed["kind"] == "OSError", failed
     assert "ETIMEDOUT" in failed["text"], failed
-    assert 0.9 < took < 3.0, f"connect gave up after {took:.1f}s with timeout_s=1"
+    # It waited for its timeout, and it did not hang (the bound is loose for a busy CI box).
+    assert 0.9 < took < 10.0, f"connect gave up after {took:.1f}s with timeout_s=1"
 
 
 @pytest.fixture
 def auth_broker(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A Mosquitto that wants user ``dev`` with password ``s3cret`` (the shared one is open)."""
     passwd_tool = shutil.which("mosquitto_passwd")
-    if passwd_tool is None:
-        pytest.skip("mosquitto_passwd is not installed")
+    assert passwd_tool is not None, "mosquitto_passwd comes with the mosquitto package"
     passwd = tmp_path / "passwd"
     passwd.touch()
     subprocess.run([passwd_tool, "-b", str(passwd), "dev", "s3cret"], check=True)

@@ -15,9 +15,9 @@ import pytest
 
 from devices.protocol import AckStatus, ReasonCode, encode_frame
 from gateway.store import open_database
-from gateway.store.roster import Person, upsert_people
 from gateway.verify.geo.fence import fence_from_spec
 from gateway.verify.geo.store import replace_fences
+from tests.fixtures.faces import CHIRAC, MULTI, PUTIN, enrol_face_site
 from tests.fixtures.gateway import RawDevice, count_records
 
 OFFICE = (31.2304, 121.4737)  # lat, lon of the fence's centre
@@ -69,34 +69,13 @@ async def test_geofence_decides_where_a_punch_counts(
     assert acks[outside["id"]].status is AckStatus.REJECTED
 
 
-FACES = Path(__file__).parents[1] / "data" / "faces"
-PUTIN = [FACES / f"vladimir_putin/Vladimir_Putin_{n}.jpg" for n in ("0001", "0002", "0010")]
-CHIRAC = FACES / "jacques_chirac/Jacques_Chirac_0002.jpg"
-
-
 @pytest.fixture
 def face_gateway(gateway_factory: Callable[..., Any], tmp_path: Path) -> Callable[[], Any]:
-    """A gateway with the face check on, Putin enrolled behind card F0001 (the `face` extra
-    is part of `make install`; without it this fails at the import, as it should)."""
+    """A gateway with the face check on, Putin enrolled behind card F0001."""
 
     async def make() -> Any:
-        from gateway.verify.face import enroll_photos
-        from gateway.verify.face.keys import create_key_file, load_key
-
-        key_file = tmp_path / "face.key"
-        create_key_file(key_file)
-        data_dir = tmp_path / "data"
-        data_dir.mkdir(exist_ok=True)
-        db = await open_database(data_dir / "tack.db")
-        try:
-            await upsert_people(db, [Person("p-putin", "Vladimir Putin", card="F0001")])
-            await enroll_photos(db, load_key(key_file), "p-putin", [PUTIN[0].read_bytes()])
-        finally:
-            await db.close()
-        return await gateway_factory(
-            devices=["term-001"],
-            face={"enabled": True, "key_file": str(key_file), "frame_wait_s": 1.0},
-        )
+        face = await enrol_face_site(tmp_path / "data", tmp_path / "face.key")
+        return await gateway_factory(devices=["term-001"], face=face)
 
     return make
 
@@ -137,6 +116,33 @@ async def test_card_and_face_match_mismatch_and_missing_frame(
     _punch_with_frame(dev, corrupt, corrupt)
     broken = await dev.next_ack(30)
     assert broken.reason in (ReasonCode.IMAGE_CORRUPT, ReasonCode.FACE_NOT_FOUND)
+    crowd = MULTI.read_bytes()  # a bystander in the frame
+    _punch_with_frame(dev, crowd, crowd)
+    several = await dev.next_ack(30)
+    assert several.reason is ReasonCode.FACE_MULTIPLE
+
+    wall = _blank_jpeg()  # the camera saw a wall
+    _punch_with_frame(dev, wall, wall)
+    nobody = await dev.next_ack(30)
+    assert nobody.reason is ReasonCode.FACE_NOT_FOUND
     with sqlite3.connect(gw.settings.db_path) as db:
         rows = db.execute("SELECT reason FROM records ORDER BY id").fetchall()
-    assert [r[0] for r in rows] == ["ok", "face_mismatch", "face_not_found", broken.reason]
+    assert [r[0] for r in rows] == [
+        "ok",
+        "face_mismatch",
+        "face_not_found",
+        broken.reason,
+        "face_multiple",
+        "face_not_found",
+    ]
+
+
+def _blank_jpeg() -> bytes:
+    import cv2
+    import numpy as np
+
+    img = np.full((480, 640, 3), 180, dtype=np.uint8)
+    cv2.rectangle(img, (100, 100), (300, 300), (90, 90, 90), -1)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    return bytes(buf.tobytes())
