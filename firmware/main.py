@@ -1,8 +1,8 @@
 """Start the device: ``micropython main.py [config.json]`` on the Unix port, ``main.py`` on a board.
 
 The config names the application (``clock_terminal`` or ``meeting_panel``); a config error is
-shown on the log and, when the display can be built, on the screen, and the device stops
-rather than run with a setting it does not understand.
+printed as ``CONFIG ERROR: ...`` (the serial console on a board) naming the setting, and the
+device stops with status 2 rather than run with a setting it does not understand.
 
 The config checker and the HAL chooser run once: they are imported here and unloaded before
 the main loop starts, so their bytecode goes back to the heap the loop runs in.

@@ -10,10 +10,11 @@ concurrently, so a punch can be committed a moment before its frame.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import aiosqlite
 
-from devices.protocol import ProtocolError, ReasonCode, Topic, decode_frame
+from devices.protocol import Frame, ProtocolError, ReasonCode, Topic, decode_frame
 from gateway.metrics import GatewayMetrics
 from gateway.registry import DeviceRegistry
 from gateway.store.errors import StoreError
@@ -25,11 +26,16 @@ log = logging.getLogger(__name__)
 
 class FrameReceiver:
     def __init__(
-        self, db: aiosqlite.Connection, registry: DeviceRegistry, metrics: GatewayMetrics
+        self,
+        db: aiosqlite.Connection,
+        registry: DeviceRegistry,
+        metrics: GatewayMetrics,
+        on_frame: Callable[[Frame], None] | None = None,
     ) -> None:
         self._db = db
         self._registry = registry
         self._metrics = metrics
+        self._on_frame = on_frame
 
     async def handle(self, msg: Inbound, where: Topic) -> bool:
         ctx = {"site": where.site, "device_id": where.device_id}
@@ -46,6 +52,8 @@ class FrameReceiver:
             self._metrics.invalid.labels(reason).inc()
             log.warning("ignored camera frame: %s", reason, extra=ctx)
             return True
+        if self._on_frame is not None:
+            self._on_frame(frame)  # the face check starts now, in parallel with the commit
         try:
             stored = await store_frame(self._db, frame)
         except StoreError as exc:

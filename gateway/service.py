@@ -92,7 +92,9 @@ class Gateway:
 
             self.bridge = await stack.enter_async_context(Bridge(s))
         self.presence = PresenceTracker(self.aux, self.registry, self.metrics, self._send_time)
-        self.frames = FrameReceiver(self.aux, self.registry, self.metrics)
+        self.frames = FrameReceiver(
+            self.aux, self.registry, self.metrics, self.verifier.frame_arrived
+        )
         await self.presence.refresh_gauge()
         site = s.site
         self.transport = MqttTransport(

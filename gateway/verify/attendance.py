@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import aiosqlite
 
-from devices.protocol import Envelope, PunchBody, ReasonCode, Verdict
+from devices.protocol import Envelope, Frame, PunchBody, ReasonCode, Verdict
 from gateway.attendance import Policy
 from gateway.attendance.store import classify_punch
 from gateway.config import TackSettings
@@ -125,8 +125,11 @@ class AttendanceVerifier:
         refusal: ReasonCode | None = None
         text = ""
         if self.face is not None:
-            jpeg = await self._frame(envelope, body)
-            if jpeg is None:
+            early = body.photo is not None and self.face.has_frame(
+                envelope.device_id, envelope.msg_id
+            )
+            jpeg = None if early else await self._frame(envelope, body)
+            if jpeg is None and not early:
                 refusal, text = ReasonCode.FACE_NOT_FOUND, "No photo: look at the camera"
             else:
                 seen = await self.face.check(envelope.device_id, envelope.msg_id, jpeg, person)
@@ -162,6 +165,11 @@ class AttendanceVerifier:
         # A repeat is answered "already recorded" (green) and kept locally, never uploaded.
         accepted = meaning.accepted and meaning.record and meaning.reason is ReasonCode.OK
         return Decision(accepted, meaning.reason, meaning.verdict(person), person)
+
+    def frame_arrived(self, frame: Frame) -> None:
+        """``evt/frame`` came in: start its face analysis before its punch arrives."""
+        if self.face is not None:
+            self.face.prefetch(frame.device_id, frame.msg_id, frame.data)
 
     async def _frame(self, envelope: Envelope, body: PunchBody) -> bytes | None:
         """The punch's frame, waiting a moment for it: topics are not ordered against each

@@ -171,7 +171,11 @@ def analyse(data: bytes, limits: QualityLimits) -> Analysis:
         )
     fr = load_models()
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-    boxes: list[Box] = [tuple(b) for b in fr.face_locations(rgb, limits.upsample, "hog")]
+    # Without upsampling HOG finds faces of about 80 px and up, four times faster; a frame
+    # where it finds none is searched again upsampled, so a small face is still found.
+    boxes: list[Box] = [tuple(b) for b in fr.face_locations(rgb, 0, "hog")]
+    if not boxes and limits.upsample:
+        boxes = [tuple(b) for b in fr.face_locations(rgb, limits.upsample, "hog")]
     common: dict[str, Any] = {
         "phash": frame_hash,
         "faces": len(boxes),

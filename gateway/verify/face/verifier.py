@@ -36,6 +36,9 @@ from gateway.verify.face.templates import TemplateStore
 
 log = logging.getLogger(__name__)
 
+_MAX_EARLY = 64  # frames analysed ahead of their punches
+_EARLY_TTL_S = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class FaceResult:
@@ -96,6 +99,8 @@ class FaceVerifier:
         self.margin_1n = margin_1n
         self.pool = pool
         self.replay = replay
+        self._persisting: set[asyncio.Task[None]] = set()
+        self._early: dict[tuple[str, str], asyncio.Task[Analysis]] = {}
         self.gallery = Gallery([], np.zeros((0, 128)))
         self.damaged: list[int] = []
         self._version: str | None = None
@@ -135,7 +140,23 @@ class FaceVerifier:
         await asyncio.to_thread(self.pool.start)
 
     async def close(self) -> None:
+        if self._persisting:
+            await asyncio.gather(*self._persisting, return_exceptions=True)
         await asyncio.to_thread(self.pool.close)
+
+    def _persist_later(self, device_id: str, msg_id: str, h: bytes, person_id: str | None) -> None:
+        """The frame's hash is claimed in memory at once (a replay in the next millisecond is
+        caught); writing it to the store, for after a restart, is kept off the punch's path.
+        A crash in between forgets that one hash."""
+        assert self.replay is not None
+        task = asyncio.create_task(self.replay.persist(device_id, msg_id, h, person_id))
+        self._persisting.add(task)
+        task.add_done_callback(self._persisted)
+
+    def _persisted(self, task: asyncio.Task[None]) -> None:
+        self._persisting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not store a frame hash: %s", task.exception())
 
     async def reload(self) -> bool:
         """Rebuild the gallery when the templates changed (here or in another process)."""
@@ -155,11 +176,42 @@ class FaceVerifier:
         )
         return True
 
+    def prefetch(self, device_id: str, msg_id: str, jpeg: bytes) -> None:
+        """Start analysing a frame as soon as it arrives, before its punch asks for it: the
+        frame comes just before the punch, and the encoding is most of the punch's latency.
+        A frame whose punch never comes is forgotten after a while."""
+        key = (device_id, msg_id)
+        if key in self._early or len(self._early) >= _MAX_EARLY:
+            return
+        task = asyncio.create_task(self.pool.analyse(jpeg))
+        self._early[key] = task
+        loop = asyncio.get_running_loop()
+        task.add_done_callback(lambda t: loop.call_later(_EARLY_TTL_S, self._forget, key, t))
+
+    def _forget(self, key: tuple[str, str], task: asyncio.Task[Analysis]) -> None:
+        if self._early.get(key) is task:
+            del self._early[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: an unused busy or failed analysis is not an error
+
+    def has_frame(self, device_id: str, msg_id: str) -> bool:
+        """Whether :meth:`prefetch` already has this punch's frame."""
+        return (device_id, msg_id) in self._early
+
     async def check(
-        self, device_id: str, msg_id: str, jpeg: bytes, claimed_person: Person | None
+        self, device_id: str, msg_id: str, jpeg: bytes | None, claimed_person: Person | None
     ) -> FaceResult:
+        """``jpeg`` may be None when the frame was handed to :meth:`prefetch`."""
+        early = self._early.pop((device_id, msg_id), None)
         try:
-            analysis = await self.pool.analyse(jpeg)
+            if early is not None:
+                analysis = await early
+            elif jpeg is None:
+                return FaceResult(
+                    False, ReasonCode.FACE_NOT_FOUND, claimed_person, detail="no frame"
+                )
+            else:
+                analysis = await self.pool.analyse(jpeg)
         except FaceBusyError as exc:
             return FaceResult(
                 False, ReasonCode.BUSY, claimed_person, detail=exc.message, retry_s=exc.retry_s
@@ -192,7 +244,7 @@ class FaceVerifier:
         else:
             result = await self._one_to_many(analysis.encoding)
         if self.replay is not None:
-            await self.replay.persist(device_id, msg_id, analysis.phash, result.person_id)
+            self._persist_later(device_id, msg_id, analysis.phash, result.person_id)
         return result
 
     def _one_to_one(self, person: Person, encoding: npt.NDArray[np.float64]) -> FaceResult:
