@@ -398,7 +398,10 @@ class MqttFaultProxy:
             try:
                 data = await reader.read(_READ_BYTES)
             except ConnectionError:
-                return
+                data = b""
+            # A stalled link holds what it read, and a close, until it is resumed: a read that
+            # was already waiting when pause() came must not deliver them.
+            await self._flowing.wait()
             if not data:
                 return
             try:
