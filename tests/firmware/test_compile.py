@@ -47,6 +47,10 @@ def test_a_syntax_error_is_reported_with_the_file(tmp_path: Path) -> None:
 def _boot(config: dict[str, object], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
+    return _boot_file(path)
+
+
+def _boot_file(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [micropython_bin(), str(FIRMWARE / "main.py"), str(path)],
         env={"MICROPYPATH": firmware_path()},
@@ -58,7 +62,7 @@ def _boot(config: dict[str, object], tmp_path: Path) -> subprocess.CompletedProc
 
 
 def test_bad_settings_stop_the_device_with_the_key_named(tmp_path: Path) -> None:
-    cases = {
+    cases: dict[str, dict[str, object]] = {
         "device_id": {"site": "hq", "device_id": "door 1"},
         "send_window": {"site": "hq", "device_id": "d1", "send_window": 0},
         "lang": {"site": "hq", "device_id": "d1", "lang": "fr"},
@@ -74,13 +78,6 @@ def test_bad_settings_stop_the_device_with_the_key_named(tmp_path: Path) -> None
 def test_a_config_that_is_not_json_is_named(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text("{site: hq")
-    proc = subprocess.run(
-        [micropython_bin(), str(FIRMWARE / "main.py"), str(path)],
-        env={"MICROPYPATH": firmware_path()},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = _boot_file(path)
     assert proc.returncode == 2
     assert "not valid JSON" in proc.stdout, proc.stdout

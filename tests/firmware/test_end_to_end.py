@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from devices.protocol import ScheduleItem, encode_schedule, topic
 from gateway.service import Gateway
 from simulators.devices.firmware import FirmwareConfig, FirmwareDevice
+from simulators.gps import sentence
 from simulators.mosquitto import Mosquitto
 from tests.fixtures.faces import CHIRAC, FACE_CARD, PUTIN, enrol_face_site
 from tests.fixtures.gateway import gateway_settings, seed
@@ -259,10 +260,7 @@ async def test_thousand_punches_in_64k_of_heap(
 
 
 def nmea(body: str) -> str:
-    check = 0
-    for ch in body:
-        check ^= ord(ch)
-    return f"${body}*{check:02X}\n"
+    return sentence(body) + "\n"
 
 
 async def test_punch_carries_gps_fix_and_camera_frame(
@@ -369,7 +367,7 @@ async def test_a_late_punch_says_so_on_the_terminal(
     now = dt.datetime.now(ZoneInfo("Asia/Shanghai"))
     start = (now - dt.timedelta(minutes=40)).time().replace(second=0, microsecond=0)
     end = (now + dt.timedelta(hours=6)).time().replace(second=0, microsecond=0)
-    shift = {"name": "day", "start": start.isoformat(), "end": end.isoformat()}
+    shift: dict[str, Any] = {"name": "day", "start": start.isoformat(), "end": end.isoformat()}
     shift |= {"days": [1, 2, 3, 4, 5, 6, 7], "grace_in_min": 5}
     await gateway_on(
         mosquitto, ["term-8"], attendance={"timezone": "Asia/Shanghai", "shifts": [shift]}
