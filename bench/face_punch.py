@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from devices.protocol import decode_ack, dumps, encode_frame, topic
 from gateway.config import load_settings
 from simulators.devices.fleet import percentile
+from simulators.devices.terminal import no_delay
 from simulators.mosquitto import Mosquitto
 from tests.fixtures.faces import FACE_CARD, PUTIN, enrol_face_site
 from tests.fixtures.gateway import seed
@@ -85,6 +86,7 @@ def main() -> int:
         acks: queue.Queue[tuple[float, bytes]] = queue.Queue()
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-face")
         c.on_message = lambda _c, _u, m: acks.put((time.perf_counter(), m.payload))
+        c.on_socket_open = no_delay  # as the firmware does: a frame must not wait for an ACK
         c.connect(broker.host, broker.port)
         c.subscribe(topic(site, dev, "cmd", "ack"), qos=1)
         c.loop_start()

@@ -311,7 +311,7 @@ class Terminal:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_socket_open = _no_delay
+        client.on_socket_open = no_delay
         client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
         self._client = client
         self._state = _State.RUNNING
@@ -698,7 +698,7 @@ class Terminal:
         log.debug("device %s resent %d unacknowledged", self.device_id, len(batch))
 
 
-def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+def no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
     """Turn off Nagle on the device's side. The delay that matters most is on
     the broker's side, though: Mosquitto without ``set_tcp_nodelay true`` holds the ack PUBLISH
     behind its PUBACK until the device's delayed ACK, about 40 ms per punch on Linux."""
