@@ -31,6 +31,7 @@ from devices.protocol.limits import (
     PROTOCOL_VERSION,
 )
 from devices.protocol.messages import (
+    VERDICT_CLASSES,
     Ack,
     AckStatus,
     Body,
@@ -60,6 +61,7 @@ __all__ = [
     "MAX_STATE_BYTES",
     "MEANINGS",
     "PROTOCOL_VERSION",
+    "VERDICT_CLASSES",
     "Ack",
     "AckStatus",
     "Body",

@@ -32,6 +32,7 @@ from devices.protocol.limits import (
     MAX_FRAME_HEADER_BYTES,
     MAX_FRAME_PAYLOAD_BYTES,
     MAX_GPS_ACC_M,
+    MAX_GPS_PROVIDER_CHARS,
     MAX_ID_CHARS,
     MAX_LAT_E7,
     MAX_LON_E7,
@@ -95,6 +96,7 @@ _DECODER = json.JSONDecoder(parse_int=_parse_int, parse_constant=_refuse_constan
 _CREDENTIAL_TYPES = tuple(CredentialType)
 _BUTTONS = frozenset(b.value for b in ButtonAction)
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
+_PROVIDER_RE = re.compile(rf"[a-z][a-z0-9_]{{0,{MAX_GPS_PROVIDER_CHARS - 1}}}\Z")
 _JPEG_MAGIC = b"\xff\xd8"
 
 
@@ -237,7 +239,18 @@ def _gps(gps: dict[str, Any]) -> GpsFix:
         if "ts" in gps
         else None
     )
-    return GpsFix(lat_e7=lat, lon_e7=lon, acc_m=acc, ts_ms=ts)
+    provider = None
+    if "prov" in gps:
+        provider = _require(gps, "prov", str, where)
+        if _PROVIDER_RE.match(provider) is None:
+            raise ProtocolError(
+                ReasonCode.INVALID_VALUE,
+                f"{where}field 'prov' must be 1-{MAX_GPS_PROVIDER_CHARS} of a-z 0-9 _, "
+                f"starting with a letter, got {provider[:80]!r}",
+                field=where + "prov",
+            )
+    mock = _require(gps, "mock", bool, where) if "mock" in gps else None
+    return GpsFix(lat_e7=lat, lon_e7=lon, acc_m=acc, ts_ms=ts, provider=provider, mock=mock)
 
 
 def _photo(photo: dict[str, Any]) -> PhotoRef:

@@ -34,6 +34,7 @@ MAX_FRAME_PAYLOAD_BYTES = MAX_FRAME_HEADER_BYTES + 1 + MAX_FRAME_BYTES
 MAX_LAT_E7 = 900_000_000
 MAX_LON_E7 = 1_800_000_000
 MAX_GPS_ACC_M = 100_000
+MAX_GPS_PROVIDER_CHARS = 16  # "gps", "network", "fused": a name, not a description
 
 # Meeting-room panels.
 MAX_BOOKING_CHARS = 64

@@ -48,6 +48,10 @@ class GpsFix:
     lon_e7: int
     acc_m: int | None = None
     ts_ms: int | None = None
+    # Who made the fix ("gps" for a receiver, "network"/"fused" on a phone) and whether the
+    # platform flagged it as a mock location: None when the sender does not know.
+    provider: str | None = None
+    mock: bool | None = None
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"lat": self.lat_e7, "lon": self.lon_e7}
@@ -55,6 +59,10 @@ class GpsFix:
             out["acc"] = self.acc_m
         if self.ts_ms is not None:
             out["ts"] = self.ts_ms
+        if self.provider is not None:
+            out["prov"] = self.provider
+        if self.mock is not None:
+            out["mock"] = self.mock
         return out
 
 
@@ -145,24 +153,57 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What the device shows the person in front of it."""
+    """What the device shows the person in front of it.
+
+    ``text`` is English. An accepted punch also says what it means in fields a device can put
+    into its own language: ``cls`` (one of :data:`VERDICT_CLASSES`), ``minutes`` late or early,
+    ``at`` the local time ("HH:MM"; for a repeat, the first punch's) and ``leave`` (the person
+    has approved leave that day). A device that knows no ``cls`` shows ``text``.
+    """
 
     ok: bool
     text: str
     name: str | None = None
+    cls: str | None = None
+    minutes: int | None = None
+    at: str | None = None
+    leave: bool | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"ok": self.ok, "name": self.name, "text": self.text}
+        out: dict[str, Any] = {"ok": self.ok, "name": self.name, "text": self.text}
+        if self.cls is not None:
+            out["cls"] = self.cls
+        if self.minutes is not None:
+            out["min"] = self.minutes
+        if self.at is not None:
+            out["at"] = self.at
+        if self.leave is not None:
+            out["leave"] = self.leave
+        return out
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Verdict:
         # Tolerant, but never optimistic: only a JSON true shows a green verdict.
         text, name = data.get("text"), data.get("name")
+        kind, minutes, at, leave = (
+            data.get("cls"),
+            data.get("min"),
+            data.get("at"),
+            data.get("leave"),
+        )
         return cls(
             ok=data.get("ok") is True,
             text=text if isinstance(text, str) else "",
             name=name if isinstance(name, str) else None,
+            cls=kind if isinstance(kind, str) else None,
+            minutes=minutes if isinstance(minutes, int) and not isinstance(minutes, bool) else None,
+            at=at if isinstance(at, str) else None,
+            leave=leave if isinstance(leave, bool) else None,
         )
+
+
+# What an accepted punch meant, for a device to say in its own words (Verdict.cls).
+VERDICT_CLASSES = ("in", "out", "late", "left_early", "repeat", "no_shift")
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,7 +190,8 @@ def _wire_body(kind, b):
     gps, photo = b["gps"], b["photo"]
     if gps is not None:
         # As a receiver gives it: None for what it does not know, plus fields not sent.
-        body["gps"] = {"lat": gps["lat_e7"], "lon": gps["lon_e7"], "acc": gps["acc_m"], "ts": gps["ts_ms"], "sats": 7}
+        body["gps"] = {"lat": gps["lat_e7"], "lon": gps["lon_e7"], "acc": gps["acc_m"], "ts": gps["ts_ms"], "sats": 7,
+                       "prov": gps.get("provider"), "mock": gps.get("mock")}
     if photo is not None:
         body["photo"] = {"len": photo["size_bytes"], "sha256": photo["sha256"]}
     return body

@@ -118,9 +118,35 @@ class Classification:
     shift: str | None = None
     day: dt.date | None = None
     on_leave: bool = False
+    first_at: str | None = None  # a repeat: local time of the punch it repeats
 
     def verdict(self, person: Person | None) -> Verdict:
-        return Verdict(ok=self.accepted, text=self.text, name=person.name if person else None)
+        """The ack's verdict: the English text, and for a punch that counted, what it meant in
+        fields a terminal puts into its own language (protocol: verdict ``cls``)."""
+        name = person.name if person else None
+        cls = _VERDICT_CLASS.get((self.status, self.direction))
+        if cls is None or not self.accepted:
+            return Verdict(ok=self.accepted, text=self.text, name=name)
+        late_or_early = self.status in (PunchStatus.LATE, PunchStatus.LEFT_EARLY)
+        return Verdict(
+            ok=True,
+            text=self.text,
+            name=name,
+            cls=cls,
+            minutes=self.minutes if late_or_early else None,
+            at=self.first_at or self.local_time,
+            leave=True if self.on_leave else None,
+        )
+
+
+_VERDICT_CLASS = {
+    (PunchStatus.ON_TIME, Direction.IN): "in",
+    (PunchStatus.ON_TIME, Direction.OUT): "out",
+    (PunchStatus.LATE, Direction.IN): "late",
+    (PunchStatus.LEFT_EARLY, Direction.OUT): "left_early",
+    (PunchStatus.REPEAT, Direction.NONE): "repeat",
+    (PunchStatus.NO_SHIFT, Direction.NONE): "no_shift",
+}
 
 
 class Policy:
@@ -251,6 +277,7 @@ class Policy:
                     shift_name,
                     day,
                     on_leave,
+                    first_at=self.hhmm(first),
                 )
         if inst is None:
             return Classification(

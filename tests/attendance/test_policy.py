@@ -171,3 +171,33 @@ def test_policy_from_settings_reads_timezone_and_team_shifts() -> None:
     assert policy.repeat_window_ms == 30_000
     assert policy.classify(ALICE, at(BERLIN, 2026, 3, 2, 8, 31)).status is PunchStatus.LATE
     assert policy.classify(OPS, at(BERLIN, 2026, 3, 2, 11, 50)).shift == "late"
+
+
+def test_verdict_says_what_the_punch_meant_for_the_terminal_to_translate(policy: Policy) -> None:
+    morning = at(SH, 2026, 3, 2, 9, 17)
+    late = policy.classify(ALICE, morning).verdict(ALICE)
+    assert (late.cls, late.minutes, late.at, late.leave) == ("late", 17, "09:17", None)
+    assert late.to_wire() == {
+        "ok": True,
+        "name": "Alice",
+        "text": "Late 17 min: clocked in 09:17",
+        "cls": "late",
+        "min": 17,
+        "at": "09:17",
+    }
+    early = policy.classify(ALICE, at(SH, 2026, 3, 2, 17, 30), [morning]).verdict(ALICE)
+    assert (early.cls, early.minutes, early.at) == ("left_early", 30, "17:30")
+    out = policy.classify(ALICE, at(SH, 2026, 3, 2, 18, 1), [morning]).verdict(ALICE)
+    assert (out.cls, out.minutes, out.at) == ("out", None, "18:01")
+    repeat = policy.classify(ALICE, morning + 50_000, [morning]).verdict(ALICE)
+    assert (repeat.ok, repeat.cls, repeat.at) == (True, "repeat", "09:17"), "the first punch's time"
+    leave = policy.classify(
+        ALICE, at(SH, 2026, 3, 2, 8, 58), leave_days={dt.date(2026, 3, 2)}
+    ).verdict(ALICE)
+    assert (leave.cls, leave.leave) == ("in", True)
+    weekend = policy.classify(ALICE, at(SH, 2026, 3, 7, 10, 0)).verdict(ALICE)
+    assert weekend.cls == "no_shift"
+    refused = policy.classify(
+        ALICE, at(SH, 2026, 3, 2, 9, 0), refusal=ReasonCode.GPS_MOCK, refusal_text="Mock location"
+    ).verdict(ALICE)
+    assert (refused.ok, refused.cls) == (False, None), "a refusal is said by its reason code"

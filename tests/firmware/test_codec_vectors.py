@@ -183,6 +183,8 @@ def _random_event(rng: random.Random) -> Envelope:
                 rng.randint(-limits.MAX_LON_E7, limits.MAX_LON_E7),
                 rng.choice([None, 0, rng.randint(0, limits.MAX_GPS_ACC_M)]),
                 rng.choice([None, 0, rng.randint(0, limits.MAX_SAFE_INT)]),
+                rng.choice([None, "gps", "fused", "a_provider_16chr"]),
+                rng.choice([None, True, False]),
             )
             if rng.random() < 0.6
             else None

@@ -370,13 +370,21 @@ async def test_a_late_punch_says_so_on_the_terminal(
     shift: dict[str, Any] = {"name": "day", "start": start.isoformat(), "end": end.isoformat()}
     shift |= {"days": [1, 2, 3, 4, 5, 6, 7], "grace_in_min": 5}
     await gateway_on(
-        mosquitto, ["term-8"], attendance={"timezone": "Asia/Shanghai", "shifts": [shift]}
+        mosquitto,
+        ["term-8", "term-9"],
+        attendance={"timezone": "Asia/Shanghai", "shifts": [shift]},
     )
-    dev = firmware("term-8", mosquitto)
-    await wait(dev, "connected")
-    await wait(dev, "time")  # punches carry the gateway's time
-    dev.punch("C0001")
-    queued = await wait(dev, "queued")
-    ack = await wait(dev, "ack", id=queued["id"])
-    assert (ack["status"], ack["reason"]) == ("accepted", "ok")
-    await wait_until(lambda: any(line.startswith("Late 4") for line in dev.screen()))
+    # The gateway says what the punch meant (late, by how much, when); each terminal says it in
+    # its own language.
+    for device_id, card, lang, words in (
+        ("term-8", "C0001", "en", "Late 4"),
+        ("term-9", "C0002", "zh", "迟到4"),
+    ):
+        dev = firmware(device_id, mosquitto, lang=lang)
+        await wait(dev, "connected")
+        await wait(dev, "time")  # punches carry the gateway's time
+        dev.punch(card)
+        queued = await wait(dev, "queued")
+        ack = await wait(dev, "ack", id=queued["id"])
+        assert (ack["status"], ack["reason"]) == ("accepted", "ok")
+        await wait_until(lambda: any(line.startswith(words) for line in dev.screen()))  # noqa: B023

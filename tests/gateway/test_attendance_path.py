@@ -59,14 +59,24 @@ async def test_geofence_decides_where_a_punch_counts(
     await asyncio.sleep(1.0)  # the registry refresh (0.5 s) picks the new fence up
     dev = raw_device("term-001")
     now = int(time.time() * 1000)
-    inside = dev.envelope(body={"card": "C0001", "gps": _gps(*OFFICE) | {"ts": now}})
+    here = _gps(*OFFICE) | {"ts": now}
+    inside = dev.envelope(body={"card": "C0001", "gps": here | {"prov": "gps"}})
     outside = dev.envelope(body={"card": "C0002", "gps": _gps(31.25, 121.50) | {"ts": now}})
-    dev.send(inside)
-    dev.send(outside)
-    acks = {a.msg_id: a for a in (await dev.next_ack(), await dev.next_ack())}
+    # A phone's fix at the right place, flagged by its platform as a mock location.
+    mocked = dev.envelope(body={"card": "C0001", "gps": here | {"prov": "fused", "mock": True}})
+    for env in (inside, outside, mocked):
+        dev.send(env)
+    acks = {a.msg_id: a for a in [await dev.next_ack() for _ in range(3)]}
     assert acks[inside["id"]].reason is ReasonCode.OK
     assert acks[outside["id"]].reason is ReasonCode.OUTSIDE_GEOFENCE
     assert acks[outside["id"]].status is AckStatus.REJECTED
+    assert acks[mocked["id"]].reason is ReasonCode.GPS_MOCK
+    assert acks[mocked["id"]].status is AckStatus.REJECTED
+    with sqlite3.connect(gw.settings.db_path) as con:
+        (body,) = con.execute(
+            "SELECT body FROM records WHERE msg_id = ?", (inside["id"],)
+        ).fetchone()
+    assert '"prov":"gps"' in body, "the fix's provider is kept with the record"
 
 
 @pytest.fixture

@@ -116,7 +116,16 @@ def expected_body(kind: str, b: Case) -> Body:
     return PunchBody(
         credential_type=CredentialType(b["credential_type"]),
         credential=b["credential"],
-        gps=GpsFix(gps["lat_e7"], gps["lon_e7"], gps["acc_m"], gps["ts_ms"]) if gps else None,
+        gps=GpsFix(
+            gps["lat_e7"],
+            gps["lon_e7"],
+            gps["acc_m"],
+            gps["ts_ms"],
+            gps.get("provider"),
+            gps.get("mock"),
+        )
+        if gps
+        else None,
         photo=PhotoRef(photo["size_bytes"], photo["sha256"]) if photo else None,
     )
 
@@ -162,7 +171,17 @@ def expected_ack(expect: Case) -> Ack:
         status=AckStatus(a["status"]),
         reason=ReasonCode(a["reason"]),
         message=a["message"],
-        verdict=Verdict(ok=v["ok"], text=v["text"], name=v["name"]) if v is not None else None,
+        verdict=Verdict(
+            ok=v["ok"],
+            text=v["text"],
+            name=v["name"],
+            cls=v.get("cls"),
+            minutes=v.get("min"),
+            at=v.get("at"),
+            leave=v.get("leave"),
+        )
+        if v is not None
+        else None,
         retry_s=a["retry_s"],
     )
 

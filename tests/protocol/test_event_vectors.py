@@ -88,6 +88,8 @@ def test_every_optional_punch_field_has_a_canonical_vector() -> None:
         "gps.lon_e7",
         "gps.acc_m",
         "gps.ts_ms",
+        "gps.provider",
+        "gps.mock",
         "photo.size_bytes",
         "photo.sha256",
     }

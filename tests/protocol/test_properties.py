@@ -65,7 +65,14 @@ _BODIES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "checkin": ({"booking": "bk-1"}, ["y"]),
     "button": ({"button": "extend", "booking": "bk-1", "minutes": 15}, ["y"]),
 }
-_GPS: dict[str, Any] = {"lat": 312304000, "lon": -1214737000, "acc": 12, "ts": 1767225600000}
+_GPS: dict[str, Any] = {
+    "lat": 312304000,
+    "lon": -1214737000,
+    "acc": 12,
+    "ts": 1767225600000,
+    "prov": "fused",
+    "mock": False,
+}
 _PHOTO: dict[str, Any] = {"len": 22, "sha256": _SHA}
 
 # Values near every boundary the protocol draws, plus arbitrary JSON.
@@ -102,6 +109,7 @@ _scalars = (
     # The edges of the panel's and the gps fields' ranges.
     | st.sampled_from([480, 481, 65536, 65537, 900_000_001, -1_800_000_001, 100_001, _SHA])
     | st.sampled_from(["checkin", "button", "book", "snooze", _SHA.upper(), "bk-1"])
+    | st.sampled_from(["gps", "Gps", "gps\n", "a" * 16, "a" * 17, "9g", "wi-fi"])
 )
 _json = st.recursive(
     _scalars,

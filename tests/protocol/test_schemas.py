@@ -18,6 +18,7 @@ from devices.protocol.limits import (
     MAX_DEVICE_ID_CHARS,
     MAX_FRAME_BYTES,
     MAX_GPS_ACC_M,
+    MAX_GPS_PROVIDER_CHARS,
     MAX_ID_CHARS,
     MAX_LAT_E7,
     MAX_LON_E7,
@@ -65,6 +66,7 @@ def test_new_field_limits_match_the_codec() -> None:
     assert (gps["lat"]["minimum"], gps["lat"]["maximum"]) == (-MAX_LAT_E7, MAX_LAT_E7)
     assert (gps["lon"]["minimum"], gps["lon"]["maximum"]) == (-MAX_LON_E7, MAX_LON_E7)
     assert (gps["acc"]["minimum"], gps["acc"]["maximum"]) == (0, MAX_GPS_ACC_M)
+    assert f"{{0,{MAX_GPS_PROVIDER_CHARS - 1}}}" in gps["prov"]["pattern"]
     assert (photo["len"]["minimum"], photo["len"]["maximum"]) == (1, MAX_FRAME_BYTES)
     frame = load_schema("frame")["properties"]
     assert (frame["len"]["minimum"], frame["len"]["maximum"]) == (1, MAX_FRAME_BYTES)

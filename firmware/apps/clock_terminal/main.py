@@ -15,7 +15,6 @@ from micropython import const
 from tack import codec, why
 from tack.device import Device, OutboxFull
 
-_OWN_WORDS = ("ok", "duplicate", "repeat_punch")  # reasons whose gateway text is shown in English
 _IDLE = const(0)
 _PENDING = const(1)
 _VERDICT = const(2)
@@ -104,15 +103,20 @@ class ClockTerminal(Device):
         if ack["msg_id"] != self.current or action == "keep":
             return
         v = ack.get("verdict") or {}
-        reason = ack["reason"]
-        # The gateway's words carry the shift policy's meaning ("Late 12 min: clocked in
-        # 09:17", "Already recorded at 08:59"); they are English, so other languages say the
-        # reason in their own words, as every refusal does.
-        text = v.get("text") if self.lang == "en" and reason in _OWN_WORDS else None
-        if not text:
-            text = self.t("reason_" + reason)
-            if text == "reason_" + reason:  # a reason this firmware has no words for
-                text = v.get("text") or reason
+        # Said in the terminal's language: what an accepted punch meant (cls, min, at), or
+        # the reason code; the gateway's English text only where this firmware has no words.
+        cls = v.get("cls")
+        if cls:
+            key = "verdict_" + cls
+            at = v.get("at") or ""
+            text = self.t(key, v["min"], at) if "min" in v else self.t(key, at)
+        else:
+            key = "reason_" + ack["reason"]
+            text = self.t(key)
+        if text == key:
+            text = v.get("text") or ack["reason"]
+        if v.get("leave"):
+            text += self.t("verdict_leave")
         self.verdict = (bool(v.get("ok")), v.get("name"), text)
         self.current = None
         self._show(_VERDICT, None)

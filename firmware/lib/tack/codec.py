@@ -128,7 +128,7 @@ def encode_event(msg_id, dev, seq, ts_ms, kind, body):
     """The canonical bytes of an event envelope (docs section 4).
 
     ``body`` is a dict: ``{"card": c}`` or ``{"emp": e}``, with optional ``"gps"``
-    (``{"lat", "lon", "acc"?, "ts"?}``, integers) and ``"photo"`` (``{"len", "sha256"}``) for a
+    (``{"lat", "lon", "acc"?, "ts"?, "prov"?, "mock"?}``, integers but prov and mock) and ``"photo"`` (``{"len", "sha256"}``) for a
     punch; ``{"booking": b}`` for a checkin; ``{"button": name, "booking"?, "minutes"?}``. Numbers
     out of their range are refused here (ValueError) rather than by the gateway, which would
     drop the whole punch for a bad gps fix.
@@ -162,6 +162,11 @@ def encode_event(msg_id, dev, seq, ts_ms, kind, body):
             if gps.get("ts") is not None:
                 add(',"ts":')
                 add(_int(gps["ts"], "gps ts"))
+            if gps.get("prov") is not None:
+                add(',"prov":')
+                add(_str(gps["prov"], "gps prov"))
+            if gps.get("mock") is not None:
+                add(',"mock":true' if gps["mock"] else ',"mock":false')
             add("}")
         photo = body.get("photo")
         if photo is not None:
@@ -242,7 +247,8 @@ def decode_ack(payload):
     """Read a ``cmd/ack`` tolerantly (docs section 5, "Reading an ack").
 
     Returns ``{"msg_id", "seq", "status", "reason", "message", "verdict", "retry_s"}`` with
-    ``verdict`` None or ``{"ok", "name", "text"}``. Only ``status`` is required; an unknown or
+    ``verdict`` None or ``{"ok", "name", "text"}`` plus any of ``"cls"``, ``"min"``, ``"at"``,
+    ``"leave"`` the gateway sent. Only ``status`` is required; an unknown or
     missing reason reads as ``internal_error`` (transient: keep the message rather than lose it),
     and a field of the wrong type reads as absent.
     """
@@ -261,6 +267,12 @@ def decode_ack(payload):
             "name": _or(raw.get("name"), str),
             "text": _or(raw.get("text"), str, ""),
         }
+        # What the punch meant, for the screen to say in the device's language: kept only
+        # when of the right type (a bool is not a number of minutes).
+        for key, kind in (("cls", str), ("min", int), ("at", str), ("leave", bool)):
+            value = raw.get(key)
+            if type(value) is kind:
+                verdict[key] = value
     retry = data.get("retry_s")
     return {
         "msg_id": _or(data.get("id"), str),

@@ -12,7 +12,9 @@ The digits after the 7th of the minutes are dropped (a 7th digit of a minute is 
 The fix (``GpsReader.fix()``)::
 
     {"lat": int 1e-7 deg, "lon": int 1e-7 deg, "acc": int m or None, "ts": int ms or None,
-     "sats": int or None}
+     "sats": int or None, "prov": "gps"}
+
+``prov`` goes on the wire: a receiver's fix is a satellite fix, never a phone's mock location.
 
 - ``acc`` is an estimate, HDOP * 5 m rounded (a typical receiver's 5 m error at HDOP 1). It
   and ``sats`` come from the last GGA, if that is no older than ``max_age_ms``; else None.
@@ -273,4 +275,4 @@ class GpsReader:
         acc = sats = None
         if self._gga is not None and time.ticks_diff(now, self._gga_at) <= self.max_age_ms:
             acc, sats = self._gga
-        return {"lat": pos[0], "lon": pos[1], "acc": acc, "ts": pos[2], "sats": sats}
+        return {"lat": pos[0], "lon": pos[1], "acc": acc, "ts": pos[2], "sats": sats, "prov": "gps"}

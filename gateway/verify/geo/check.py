@@ -28,8 +28,9 @@ _E7 = 10_000_000
 class Fix:
     """A position as the gateway reasons about it.
 
-    ``provider`` ("gps", "network", "fused", ...) and ``mock`` are ``None`` when unknown: protocol
-    v1's punch carries neither, so a terminal's fix arrives with both unknown.
+    ``provider`` ("gps", "network", "fused", ...) and ``mock`` are ``None`` when the sender did
+    not say: both are optional on the wire (a terminal's receiver sends ``prov`` "gps" and no
+    ``mock``; a phone sends both).
     """
 
     lat: float
@@ -40,16 +41,14 @@ class Fix:
     mock: bool | None = None
 
     @classmethod
-    def from_wire(
-        cls, gps: GpsFix, *, provider: str | None = None, mock: bool | None = None
-    ) -> Fix:
+    def from_wire(cls, gps: GpsFix) -> Fix:
         return cls(
             gps.lat_e7 / _E7,
             gps.lon_e7 / _E7,
             None if gps.acc_m is None else float(gps.acc_m),
             gps.ts_ms,
-            provider,
-            mock,
+            gps.provider,
+            gps.mock,
         )
 
 
