@@ -13,7 +13,7 @@ help:
 	@echo "make test       install what is needed (Mosquitto included) and run the test suite"
 	@echo "make lint       ruff and mypy"
 	@echo "make fmt        format with ruff"
-	@echo "make bench      ingest, firmware and face benchmarks (writes bench/*.json and bench/*.md)"
+	@echo "make bench      ingest, firmware, face, down-sync and catch-up benchmarks (writes bench/*.json and bench/*.md)"
 	@echo "make firmware   glyph subset + every firmware file compiled with mpy-cross (firmware/build/)"
 	@echo "make screenshots the firmware's screens as PNGs for docs/firmware.md (docs/images/)"
 
@@ -75,6 +75,8 @@ bench: install system-deps
 	$(BIN)/python -m bench.firmware
 	$(BIN)/python -m bench.face
 	$(BIN)/python -m bench.face_punch
+	$(BIN)/python -m bench.downsync
+	$(BIN)/python -m bench.bridge_catchup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .tack-demo .typings firmware/build

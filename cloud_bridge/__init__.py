@@ -14,11 +14,23 @@ from cloud_bridge.adapter import (
     UploadOutcome,
     UploadResult,
 )
+from cloud_bridge.capabilities import (
+    BookingPage,
+    GeofenceSource,
+    LeaveBalanceSource,
+    RoomSource,
+    RosterChanges,
+    ShiftSource,
+)
 from cloud_bridge.dingtalk import DingTalkAdapter
+from cloud_bridge.ratelimit import TokenBucket
+from cloud_bridge.registry import load_adapter
 from cloud_bridge.runner import Bridge, BridgeCounters, BridgeStats, read_status
+from cloud_bridge.wecom import WeComAdapter
 
 __all__ = [
     "BackendAdapter",
+    "BookingPage",
     "Bridge",
     "BridgeCounters",
     "BridgeStats",
@@ -29,10 +41,18 @@ __all__ = [
     "CloudResponseError",
     "CloudTimeoutError",
     "DingTalkAdapter",
+    "GeofenceSource",
+    "LeaveBalanceSource",
     "LeaveRecord",
     "PhotoUnavailableError",
+    "RoomSource",
+    "RosterChanges",
     "RosterPage",
+    "ShiftSource",
+    "TokenBucket",
     "UploadOutcome",
     "UploadResult",
+    "WeComAdapter",
+    "load_adapter",
     "read_status",
 ]

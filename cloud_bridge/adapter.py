@@ -25,6 +25,9 @@ class UploadOutcome(enum.StrEnum):
     DUPLICATE = "duplicate"  # the backend already had this idempotency key: also a success
     REFUSED = "refused"  # refused for good; retrying cannot help
     RETRY = "retry"  # not stored this time; the record stays pending
+    # Not sent: an earlier record of the same device must go first and has to be retried, so
+    # sending this one now would break the device's order at the backend. Stays pending.
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,7 @@ class UploadResult:
     reason: str = ""
     retry_after_s: float | None = None
     errcode: int | None = None
+    cause: str = ""  # a short label for metrics: "errcode_33012", "http_503", "timeout", ...
 
     @property
     def synced(self) -> bool:
@@ -49,6 +53,9 @@ class RosterPage:
     # person_id -> URL of the enrolment photo; absent or "" when the person has none. A new
     # URL means a new photo (DingTalk's avatar URLs change with the picture).
     avatars: dict[str, str] = field(default_factory=dict)
+    # The latest backend modification time among the page's people (its clock, UTC ms), when
+    # the backend tells: where an incremental pass starts (cloud_bridge.capabilities).
+    modified_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +69,20 @@ class LeaveRecord:
 
 
 class BackendAdapter(Protocol):
-    """One backend. ``upload`` returns one result per record, in the order given."""
+    """One backend. ``upload`` returns one result per record, in the order given.
+
+    Each adapter declares how many records one upload call carries and how many upload calls a
+    second the backend allows; ``batch_size`` is how many records the runner hands it a round.
+    """
 
     @property
     def batch_size(self) -> int: ...
+
+    @property
+    def records_per_call(self) -> int: ...
+
+    @property
+    def calls_per_s(self) -> float: ...
 
     async def upload(self, records: Sequence[OutRecord]) -> list[UploadResult]: ...
 
@@ -98,11 +115,13 @@ class CloudError(TackError):
         errcode: int | None = None,
         retry_after_s: float | None = None,
         transient: bool | None = None,
+        status_code: int | None = None,
     ) -> None:
         super().__init__(message)
         self.request = request
         self.errcode = errcode
         self.retry_after_s = retry_after_s
+        self.status_code = status_code
         if transient is not None:
             self.transient = transient
 
@@ -140,6 +159,21 @@ class CloudConfigError(CloudError):
     """The configured base URL cannot be used at all (bad scheme, malformed URL)."""
 
     transient = False
+
+
+def cause_of(exc: CloudError) -> str:
+    """A short, bounded label for a failed call (metrics label values must not be free text)."""
+    if exc.errcode is not None:
+        return f"errcode_{exc.errcode}"
+    if exc.status_code is not None:
+        return f"http_{exc.status_code}"
+    if isinstance(exc, CloudTimeoutError):
+        return "timeout"
+    if isinstance(exc, CloudConnectError):
+        return "connect"
+    if isinstance(exc, CloudAuthError):
+        return "auth"
+    return "bad_answer"
 
 
 def _request_of(exc: Exception) -> httpx.Request | None:

@@ -2,9 +2,11 @@
 enrolment photos and approved leave.
 
 DingTalk's punch upload takes one record per call, so throughput comes from ``concurrency``
-calls in flight rather than from batching. Every call carries the record's idempotency key,
-which is what makes a replay after a crash harmless: the backend answers "duplicate" and
-stores nothing.
+calls in flight rather than from batching, paced by a token bucket at the app's rate limit
+(about 20 calls/s on the standard tier). Calls for different devices run side by side; one
+device's records go one after another, in sequence order, so the backend sees them in order.
+Every call carries the record's idempotency key, which is what makes a replay after a crash
+harmless: the backend answers "duplicate" and stores nothing.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 
+from cloud_bridge import dingtalk_pull as pull
 from cloud_bridge.adapter import (
     CloudAuthError,
     CloudError,
@@ -26,10 +29,17 @@ from cloud_bridge.adapter import (
     RosterPage,
     UploadOutcome,
     UploadResult,
+    cause_of,
     map_httpx_error,
 )
+from cloud_bridge.capabilities import BookingPage
+from cloud_bridge.ratelimit import TokenBucket
+from gateway.attendance.balances import LeaveBalance
+from gateway.attendance.policy import Shift
 from gateway.store.records import OutRecord
+from gateway.store.rooms import Room
 from gateway.store.roster import Person
+from gateway.verify.geo.fence import Geofence
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,10 @@ _PERMANENT_ERRCODES = frozenset(
 _RETRY_AFTER_S = {ERR_RATE_LIMITED: RATE_LIMIT_RETRY_S, ERR_QUOTA_EXCEEDED: QUOTA_RETRY_S}
 
 UPLOADABLE_KINDS = frozenset({"punch"})
+CALLS_PER_S = 20.0  # the upload API's rate limit per app on DingTalk's standard tier
+UPLOAD_API = "upload"
+# Told about every API call: (api, result), where result is "ok" or a cause_of() label.
+CallObserver = Callable[[str, str], None]
 
 
 class DingTalkAdapter:
@@ -87,9 +101,13 @@ class DingTalkAdapter:
         batch_size: int = 50,
         client: httpx.AsyncClient | None = None,
         max_photo_bytes: int = DEFAULT_MAX_PHOTO_BYTES,
+        calls_per_s: float = CALLS_PER_S,
+        on_call: CallObserver | None = None,
     ) -> None:
         if concurrency < 1 or batch_size < 1:
             raise ValueError("concurrency and batch_size must be at least 1")
+        self._bucket = TokenBucket(calls_per_s)
+        self._on_call = on_call
         self._max_photo_bytes = max_photo_bytes
         self._base_url = base_url.rstrip("/")
         self._app_key = app_key
@@ -109,6 +127,19 @@ class DingTalkAdapter:
     @property
     def batch_size(self) -> int:
         return self._batch_size
+
+    @property
+    def records_per_call(self) -> int:
+        return 1
+
+    @property
+    def calls_per_s(self) -> float:
+        return self._bucket.declared_per_s
+
+    @property
+    def bucket(self) -> TokenBucket:
+        """The upload API's pacing: its current rate and how often the backend slowed it."""
+        return self._bucket
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -188,6 +219,7 @@ class DingTalkAdapter:
                 f"{action}: HTTP {resp.status_code} from {resp.request.url.copy_with(query=None)}",
                 request=resp.request,
                 retry_after_s=_retry_after_s(resp),
+                status_code=resp.status_code,
             )
         try:
             data = resp.json()
@@ -199,33 +231,87 @@ class DingTalkAdapter:
             raise CloudResponseError(f"{action}: the answer has no errcode", request=resp.request)
         return data
 
-    async def _call(self, method: str, path: str, *, action: str, json: dict[str, Any]) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        action: str,
+        json: dict[str, Any],
+        api: str = "",
+        paced: bool = False,
+    ) -> Any:
         """A call with the access token; on a token refusal, renew it and repeat the call once,
-        so the call in flight is not lost to a token that expired under it."""
+        so the call in flight is not lost to a token that expired under it. ``paced`` calls
+        wait for the upload API's token bucket (the repeat too: it is another call)."""
         token = await self.access_token()
-        data = await self._send(
-            method, path, action=action, params={"access_token": token}, json=json
-        )
+        data = await self._observed(method, path, action, token, json, api, paced)
         if data["errcode"] in _TOKEN_ERRCODES:
             log.info("token refused (errcode %d); renewing and repeating the call", data["errcode"])
             token = await self._renew_token(token)
+            data = await self._observed(method, path, action, token, json, api, paced)
+        return data
+
+    async def _observed(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        token: str,
+        json: dict[str, Any],
+        api: str,
+        paced: bool,
+    ) -> dict[str, Any]:
+        if paced:
+            await self._bucket.acquire()
+        try:
             data = await self._send(
                 method, path, action=action, params={"access_token": token}, json=json
             )
+        except CloudError as exc:
+            if paced and exc.status_code == httpx.codes.TOO_MANY_REQUESTS:
+                self._bucket.slow_down(exc.retry_after_s)
+            self._observe(api, cause_of(exc))
+            raise
+        code = data["errcode"]
+        self._observe(api, "ok" if code == ERR_OK else f"errcode_{code}")
         return data
+
+    def _observe(self, api: str, result: str) -> None:
+        if self._on_call is not None and api:
+            self._on_call(api, result)
 
     # -- upload -------------------------------------------------------------------------------
 
     async def upload(self, records: Sequence[OutRecord]) -> list[UploadResult]:
         """One call per record, ``concurrency`` at a time; one result per record, in order.
 
+        Each device's records go one after another in sequence order; once one of them must be
+        retried, the device's later records wait (``deferred``) so they never overtake it.
         Raises :class:`CloudError` only when no call could be made at all (no token); every
         other failure becomes that record's ``retry`` result.
         """
         if not records:
             return []
         await self.access_token()
-        return list(await asyncio.gather(*(self._upload_one(r) for r in records)))
+        results: dict[int, UploadResult] = {}
+
+        async def chain(device_records: list[OutRecord]) -> None:
+            blocked = False
+            for rec in sorted(device_records, key=lambda r: r.seq):
+                if blocked:
+                    results[rec.record_id] = UploadResult(
+                        rec.record_id,
+                        UploadOutcome.DEFERRED,
+                        "an earlier record of this device is to be retried first",
+                    )
+                    continue
+                result = await self._upload_one(rec)
+                results[rec.record_id] = result
+                blocked = result.outcome is UploadOutcome.RETRY
+
+        await asyncio.gather(*(chain(recs) for recs in by_device(records).values()))
+        return [results[r.record_id] for r in records]
 
     async def _upload_one(self, rec: OutRecord) -> UploadResult:
         if rec.kind not in UPLOADABLE_KINDS:
@@ -233,12 +319,14 @@ class DingTalkAdapter:
                 rec.record_id,
                 UploadOutcome.REFUSED,
                 f"records of kind {rec.kind!r} have no upload API at this backend",
+                cause="kind",
             )
         if not rec.person_id:
             return UploadResult(
                 rec.record_id,
                 UploadOutcome.REFUSED,
                 "the record names no person (its credential matched nobody); nothing to upload",
+                cause="no_person",
             )
         payload = {
             "userid": rec.person_id,
@@ -250,7 +338,12 @@ class DingTalkAdapter:
         async with self._slots:
             try:
                 data = await self._call(
-                    "POST", UPLOAD_PATH, action=f"uploading record {rec.record_id}", json=payload
+                    "POST",
+                    UPLOAD_PATH,
+                    action=f"uploading record {rec.record_id}",
+                    json=payload,
+                    api=UPLOAD_API,
+                    paced=True,
                 )
             except CloudError as exc:
                 return UploadResult(
@@ -259,15 +352,30 @@ class DingTalkAdapter:
                     exc.message,
                     retry_after_s=exc.retry_after_s,
                     errcode=exc.errcode,
+                    cause=cause_of(exc),
                 )
+        if data["errcode"] == ERR_RATE_LIMITED:
+            self._bucket.slow_down(RATE_LIMIT_RETRY_S)
+        elif data["errcode"] == ERR_OK:
+            self._bucket.succeeded()
         return _upload_result(rec.record_id, data)
 
     # -- roster -------------------------------------------------------------------------------
 
     async def pull_roster(self, cursor: str | None) -> RosterPage:
+        return await self._roster_page(cursor, None)
+
+    async def pull_roster_changes(self, cursor: str | None, since_ms: int) -> RosterPage:
+        """People changed at or after ``since_ms`` (``modified_since``, the simulator's
+        addition to the user list), oldest change first."""
+        return await self._roster_page(cursor, since_ms)
+
+    async def _roster_page(self, cursor: str | None, since_ms: int | None) -> RosterPage:
         body: dict[str, Any] = {"size": ROSTER_PAGE_SIZE}
         if cursor:
             body["cursor"] = cursor
+        if since_ms is not None:
+            body["modified_since"] = since_ms
         async with self._slots:
             data = await self._call("POST", USER_LIST_PATH, action="pulling the roster", json=body)
         code = data["errcode"]
@@ -294,7 +402,14 @@ class DingTalkAdapter:
             for item in result["list"]
             if isinstance(item, dict) and item.get("userid") and item.get("avatar")
         }
-        return RosterPage(people, next_cursor if has_more else None, has_more, avatars)
+        stamps = [
+            item["modified_time"]
+            for item in result["list"]
+            if isinstance(item, dict) and isinstance(item.get("modified_time"), int)
+        ]
+        return RosterPage(
+            people, next_cursor if has_more else None, has_more, avatars, max(stamps, default=None)
+        )
 
     # -- photos -------------------------------------------------------------------------------
 
@@ -383,6 +498,131 @@ class DingTalkAdapter:
                 offset += len(items)
         return out
 
+    # -- attendance groups, meeting rooms, leave quotas (cloud_bridge.capabilities) ----------
+
+    async def _result(self, path: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One pull call's ``result``; raises :class:`CloudError` for any errcode."""
+        async with self._slots:
+            data = await self._call("POST", path, action=action, json=body)
+        code = data["errcode"]
+        if code != ERR_OK:
+            raise CloudResponseError(
+                f"{action}: errcode {code}: {data.get('errmsg', '')}",
+                errcode=code,
+                retry_after_s=_RETRY_AFTER_S.get(code),
+                transient=code not in _PERMANENT_ERRCODES,
+            )
+        result = data.get("result")
+        if not isinstance(result, dict):
+            raise CloudResponseError(f"{action}: the answer has no result")
+        return result
+
+    async def _groups(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            result = await self._result(
+                pull.GROUPS_PATH,
+                "pulling attendance groups",
+                {"offset": offset, "size": pull.GROUPS_PAGE_SIZE},
+            )
+            page = result.get("groups")
+            if not isinstance(page, list):
+                raise CloudResponseError("pulling attendance groups: the answer has no groups")
+            groups.extend(g for g in page if isinstance(g, dict) and "group_id" in g)
+            if not result.get("has_more") or not page:
+                return groups
+            offset += len(page)
+
+    async def shifts(self) -> list[tuple[str, Shift]]:
+        """The classes of every attendance group, one shift per class and department."""
+        return [s for g in await self._groups() for s in pull.shifts_of_group(g)]
+
+    async def geofences(self) -> list[Geofence]:
+        """The check-in positions of every attendance group, as circles; a name that two
+        positions share is kept once (the first)."""
+        fences: dict[str, Geofence] = {}
+        for group in await self._groups():
+            cursor: Any = 0
+            while True:
+                result = await self._result(
+                    pull.POSITIONS_PATH,
+                    f"pulling the check-in positions of attendance group {group['group_id']}",
+                    {
+                        "group_id": group["group_id"],
+                        "cursor": cursor,
+                        "size": pull.POSITIONS_PAGE_SIZE,
+                    },
+                )
+                items = result.get("list")
+                for fence in (pull.fence_of_position(i) for i in items or []):
+                    if fence is not None:
+                        fences.setdefault(fence.name, fence)
+                cursor = result.get("next_cursor")
+                if not result.get("has_more") or cursor is None or not items:
+                    break
+        return list(fences.values())
+
+    async def rooms(self) -> list[Room]:
+        rooms: list[Room] = []
+        cursor: Any = 0
+        while True:
+            result = await self._result(
+                pull.ROOMS_PATH,
+                "pulling meeting rooms",
+                {"cursor": cursor, "size": pull.ROOMS_PAGE_SIZE},
+            )
+            items = result.get("list")
+            rooms.extend(r for r in (pull.room_of(i) for i in items or []) if r is not None)
+            cursor = result.get("next_cursor")
+            if not result.get("has_more") or cursor is None or not items:
+                return rooms
+
+    async def bookings(self, cursor: str | None, since_ms: int) -> BookingPage:
+        body: dict[str, Any] = {"modified_since": since_ms, "size": pull.BOOKINGS_PAGE_SIZE}
+        if cursor:
+            body["cursor"] = cursor
+        result = await self._result(pull.BOOKINGS_PATH, "pulling room bookings", body)
+        items = result.get("list")
+        if not isinstance(items, list):
+            raise CloudResponseError("pulling room bookings: the answer has no result.list")
+        bookings = [b for b in (pull.booking_of(i) for i in items) if b is not None]
+        if len(bookings) < len(items):
+            log.warning("booking page had %d unusable entries; skipped", len(items) - len(bookings))
+        has_more = bool(result.get("has_more"))
+        raw_next = result.get("next_cursor")
+        next_cursor = str(raw_next) if has_more and raw_next not in (None, "") else None
+        if has_more and next_cursor is None:
+            raise CloudResponseError("pulling room bookings: has_more without a next_cursor")
+        stamps = [
+            i["modified_time"]
+            for i in items
+            if isinstance(i, dict) and isinstance(i.get("modified_time"), int)
+        ]
+        return BookingPage(bookings, next_cursor, has_more, max(stamps, default=None))
+
+    async def leave_balances(self, person_ids: Sequence[str]) -> list[LeaveBalance]:
+        """Every leave quota of ``person_ids``: 50 people a call, 50 quotas a page."""
+        out: list[LeaveBalance] = []
+        ids = list(dict.fromkeys(person_ids))
+        for first in range(0, len(ids), pull.QUOTA_USERS_PER_CALL):
+            chunk = ids[first : first + pull.QUOTA_USERS_PER_CALL]
+            offset = 0
+            while True:
+                result = await self._result(
+                    pull.QUOTA_PATH,
+                    "pulling leave balances",
+                    {"userids": ",".join(chunk), "offset": offset, "size": pull.QUOTA_PAGE_SIZE},
+                )
+                items = result.get("leave_quotas")
+                if not isinstance(items, list):
+                    raise CloudResponseError("pulling leave balances: the answer has no quotas")
+                out.extend(b for b in (pull.balance_of(i) for i in items) if b is not None)
+                if not result.get("has_more") or not items:
+                    break
+                offset += len(items)
+        return out
+
 
 def _upload_result(record_id: int, data: dict[str, Any]) -> UploadResult:
     code = int(data["errcode"])
@@ -393,7 +633,9 @@ def _upload_result(record_id: int, data: dict[str, Any]) -> UploadResult:
         return UploadResult(record_id, outcome, errcode=code)
     reason = f"errcode {code}: {data.get('errmsg', '')}"
     if code in _PERMANENT_ERRCODES:
-        return UploadResult(record_id, UploadOutcome.REFUSED, reason, errcode=code)
+        return UploadResult(
+            record_id, UploadOutcome.REFUSED, reason, errcode=code, cause=f"errcode_{code}"
+        )
     # Unknown codes are retried, not refused: a record kept pending can still be sent once the
     # cause is understood; a record marked failed would need a person to notice it.
     return UploadResult(
@@ -402,7 +644,16 @@ def _upload_result(record_id: int, data: dict[str, Any]) -> UploadResult:
         reason,
         retry_after_s=_RETRY_AFTER_S.get(code),
         errcode=code,
+        cause=f"errcode_{code}",
     )
+
+
+def by_device(records: Sequence[OutRecord]) -> dict[str, list[OutRecord]]:
+    """The records grouped by device, each group in the order given."""
+    groups: dict[str, list[OutRecord]] = {}
+    for rec in records:
+        groups.setdefault(rec.device_id, []).append(rec)
+    return groups
 
 
 def _retry_after_s(resp: httpx.Response) -> float | None:

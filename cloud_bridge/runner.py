@@ -23,13 +23,14 @@ import logging
 import random
 import sqlite3
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiosqlite
+from prometheus_client import CollectorRegistry
 
 from cloud_bridge.adapter import (
     BackendAdapter,
@@ -39,18 +40,22 @@ from cloud_bridge.adapter import (
     RosterPage,
     UploadOutcome,
     UploadResult,
+    cause_of,
 )
-from cloud_bridge.dingtalk import DingTalkAdapter
+from cloud_bridge.downsync import DownSync
+from cloud_bridge.metrics import BridgeMetrics, DrainMeter
+from cloud_bridge.registry import load_adapter
 from devices.protocol.errors import TackError
 from gateway.attendance.leave import LeaveDay, upsert_leave
 from gateway.config import TackSettings
 from gateway.store.database import open_database, write_transaction
+from gateway.store.departed import PHOTO_KEY_PREFIX
 from gateway.store.records import (
+    catchup_batch,
     mark_failed,
     mark_synced,
     note_attempt,
     now_ms,
-    pending_batch,
     sync_stats,
 )
 from gateway.store.roster import get_value, load_people, set_value, upsert_people
@@ -60,9 +65,6 @@ log = logging.getLogger(__name__)
 ROSTER_CURSOR_KEY = "bridge.roster.cursor"  # next page of an unfinished pass; "" when none
 ROSTER_PULLED_KEY = "bridge.roster.pulled_ts_ms"  # when the last full pass finished
 STATUS_KEY = "bridge.status"  # the counters as JSON, for `tack status` in another process
-# Per person, JSON {url, sha256, status: enrolled|refused, reason, ts_ms}: the last photo dealt
-# with, so a photo is downloaded and encoded once per change of its URL, across restarts.
-PHOTO_KEY_PREFIX = "bridge.photo."
 LEAVE_PULLED_KEY = "bridge.leave.pulled_ts_ms"  # when leave was last pulled in full
 LEAVE_PAST_DAYS = 7  # leave is pulled for site-local days today-7 .. today+30
 LEAVE_AHEAD_DAYS = 30
@@ -96,9 +98,19 @@ class BridgeCounters:
     photos_refused: int = 0  # photos refused (quality gates, gone, too large): not retried
     leave_pulls: int = 0  # complete leave pulls over the whole window
     leave_days: int = 0  # person-days of approved leave saved by the last pull
+    roster_changes_pulls: int = 0  # passes that asked only for changes (of roster_pulls)
+    people_departed: int = 0  # made inactive because a full pass no longer listed them
+    templates_removed: int = 0  # face templates deleted because their person left
+    leave_balances: int = 0  # balances (person x kind) saved by the last pull
+    geofences: int = 0  # backend geofences saved by the last pull
+    shifts: int = 0  # backend shifts saved by the last pull
+    rooms: int = 0  # rooms saved by the last pull
+    bookings_pulled: int = 0  # bookings (new, changed or cancelled) pulled
     last_error: str | None = None
     last_error_ts_ms: int | None = None
     last_upload_ts_ms: int | None = None
+    retry_causes: dict[str, int] = field(default_factory=dict)  # retries by cause_of() label
+    refusal_causes: dict[str, int] = field(default_factory=dict)  # refusals by cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +119,8 @@ class BridgeStats:
     pending: int
     lag_s: float
     by_state: dict[str, int]
+    drain_per_s: float = 0.0  # records synced per second over the last minute
+    drain_eta_s: float | None = None  # time left to empty the queue at that rate; None: stuck
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +128,8 @@ class BridgeStats:
             "pending": self.pending,
             "lag_s": self.lag_s,
             "by_state": dict(self.by_state),
+            "drain_per_s": self.drain_per_s,
+            "drain_eta_s": self.drain_eta_s,
         }
 
 
@@ -128,8 +144,10 @@ class Bridge:
 
     Either ``await bridge.run(stop)`` until ``stop`` is set, or use it as
     ``async with Bridge(settings) as bridge: ...`` (stopped on exit). Single use.
-    ``adapter`` replaces the DingTalk-style adapter built from the settings; the bridge closes
-    only an adapter it built.
+    ``adapter`` replaces the one ``bridge.adapter`` names (``cloud_bridge.registry``); the
+    bridge closes only an adapter it built. ``clock`` (UTC ms) decides what "today" is for the
+    catch-up order and how old the oldest pending record is; tests move it by hours.
+    ``metrics_registry`` is where the bridge's Prometheus metrics go (the gateway's own).
     """
 
     def __init__(
@@ -139,6 +157,8 @@ class Bridge:
         adapter: BackendAdapter | None = None,
         backoff_base_s: float = BACKOFF_BASE_S,
         stop_grace_s: float | None = None,
+        clock: Callable[[], int] = now_ms,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self._settings = settings
         self._cfg = settings.bridge
@@ -163,6 +183,10 @@ class Bridge:
         self._face_key: bytes | None = None
         self._face_key_error: str | None = None
         self.counters = BridgeCounters()
+        self._clock = clock
+        self._tz = ZoneInfo(settings.attendance.timezone)
+        self.metrics = BridgeMetrics(metrics_registry)
+        self._drain = DrainMeter()
 
     @property
     def state(self) -> BridgeState:
@@ -175,6 +199,11 @@ class Bridge:
     @property
     def site(self) -> str:
         return self._settings.site
+
+    @property
+    def adapter(self) -> BackendAdapter | None:
+        """The adapter in use while the bridge runs (for its pacing and declared limits)."""
+        return self._adapter
 
     def wake(self) -> None:
         """Start an upload round now instead of after ``interval_s`` (call on the bridge's
@@ -221,8 +250,10 @@ class Bridge:
         return BridgeStats(
             counters=BridgeCounters(**asdict(self.counters)),
             pending=s.pending,
-            lag_s=s.lag_s(),
+            lag_s=s.lag_s(self._clock()),
             by_state=s.by_state,
+            drain_per_s=self._drain.rate_per_s(),
+            drain_eta_s=self._drain.eta_s(s.pending),
         )
 
     # -- the service --------------------------------------------------------------------------
@@ -240,15 +271,7 @@ class Bridge:
             )
             try:
                 if self._adapter is None:
-                    self._adapter = DingTalkAdapter(
-                        self._cfg.base_url,
-                        self._cfg.app_key,
-                        self._cfg.app_secret,
-                        timeout_s=self._cfg.timeout_s,
-                        concurrency=self._cfg.concurrency,
-                        batch_size=self._cfg.batch_size,
-                        max_photo_bytes=self._settings.face.max_bytes,
-                    )
+                    self._adapter = load_adapter(self._settings, on_call=self.metrics.observe_call)
                 self._db = db
                 self._ready.set()
                 log.info(
@@ -352,7 +375,7 @@ class Bridge:
         db, adapter = self._require_running()
         self._wake.clear()
         async with self._store():
-            batch = await pending_batch(db, adapter.batch_size)
+            batch = await catchup_batch(db, adapter.batch_size, self._today_ms())
         if not batch:
             return _Round.IDLE, None, True
         self.counters.rounds += 1
@@ -365,6 +388,11 @@ class Bridge:
             )
             self._note_error(exc.message)
             self.counters.retries += len(batch)
+            cause = cause_of(exc)
+            self.counters.retry_causes[cause] = self.counters.retry_causes.get(cause, 0) + len(
+                batch
+            )
+            self.metrics.retries.labels(cause).inc(len(batch))
             async with self._store():
                 await note_attempt(db, ids, exc.message)
             return _Round.BACKOFF, exc.retry_after_s, exc.transient
@@ -414,25 +442,43 @@ class Bridge:
         c.duplicates += sum(r.outcome is UploadOutcome.DUPLICATE for r in results)
         c.refused += len(refused)
         c.retries += sum(len(ids) for ids in retry.values())
+        m = self.metrics
+        for outcome, n in Counter(r.outcome.value for r in results).items():
+            m.records.labels(outcome).inc(n)
+        for r in results:
+            if r.outcome is UploadOutcome.RETRY:
+                cause = r.cause or "other"
+                c.retry_causes[cause] = c.retry_causes.get(cause, 0) + 1
+                m.retries.labels(cause).inc()
+            elif r.outcome is UploadOutcome.REFUSED:
+                cause = r.cause or "other"
+                c.refusal_causes[cause] = c.refusal_causes.get(cause, 0) + 1
+                m.failures.labels(cause).inc()
+        self._drain.synced(len(synced))
         if synced:
             c.last_upload_ts_ms = now_ms()
         if retry:
             self._note_error(next(iter(retry)))
 
+    def _today_ms(self) -> int:
+        """The start of the site's current day (``attendance.timezone``) in UTC ms."""
+        today = dt.datetime.fromtimestamp(self._clock() / 1000, self._tz).date()
+        return _local_midnight_ms(today, self._tz)
+
     # -- roster -------------------------------------------------------------------------------
 
     async def _roster_loop(self, stop: asyncio.Event) -> None:
         failures = 0
-        leave_due = False  # a pass finished but its leave pull failed: retry only that
+        _, adapter = self._require_running()
+        down = DownSync(self._settings, adapter, self._store, self.counters, leave=self._pull_leave)
         while not stop.is_set():
             try:
                 finished = True
-                if not leave_due:
-                    finished = await self._pull_roster(stop)
-                    leave_due = finished
-                if leave_due:
-                    await self._pull_leave()
-                    leave_due = False
+                if down.pass_due():  # else retry only the pulls that failed after the last pass
+                    finished = await self._pull_roster(stop, down)
+                    if finished:
+                        down.all_due()
+                await down.run_due()
             except CloudError as exc:
                 log.warning("roster pull failed: %s", exc, extra={"site": self.site})
                 self._note_error(exc.message)
@@ -449,21 +495,24 @@ class Bridge:
                 delay_s = self._cfg.roster_interval_s if finished else 0.0
             await self._wait(stop, delay_s, wakeable=False)
 
-    async def _pull_roster(self, stop: asyncio.Event) -> bool:
+    async def _pull_roster(self, stop: asyncio.Event, down: DownSync) -> bool:
         """Pull every page, resuming a pass a restart interrupted; True when a pass finished.
 
         The cursor is saved after each page, so a large roster is never pulled from the start
-        again because of one failed page or a restart.
+        again because of one failed page or a restart. ``down`` decides whether the pass reads
+        everyone or only changes (:mod:`cloud_bridge.downsync`).
         """
-        db, adapter = self._require_running()
+        db, _ = self._require_running()
         async with self._store():
             cursor = await get_value(db, ROSTER_CURSOR_KEY) or None
+            plan = await down.plan(db, resuming=cursor is not None)
         while True:
-            page = await adapter.pull_roster(cursor)
+            page = await down.page(plan, cursor)
             cursor = page.next_cursor if page.has_more else None
             if page.people:
                 async with self._store():
                     await upsert_people(db, page.people)
+                    plan = await down.page_saved(db, plan, page)
             # Before the cursor moves on: a failed download repeats this page, not the pass.
             await self._sync_photos(page)
             async with self._store():
@@ -474,6 +523,7 @@ class Bridge:
             if stop.is_set():
                 return False
         async with self._store():
+            await down.pass_finished(db, plan)
             await set_value(db, ROSTER_PULLED_KEY, str(now_ms()))
         self.counters.roster_pulls += 1
         log.info("roster pulled", extra={"site": self.site})
@@ -660,9 +710,24 @@ class Bridge:
         self._status_written_s = at_s
         self._status_written = counters
         state = BridgeState.CLOSED if final else self._state
-        status = {**counters, "state": state.value, "ts_ms": now_ms()}
         async with self._store() as db:
+            s = await sync_stats(db)
+            pending, lag_s = s.pending, s.lag_s(self._clock())
+            rate, eta_s = self._drain.rate_per_s(), self._drain.eta_s(s.pending)
+            upload = {
+                "pending": pending,
+                "lag_s": lag_s,
+                "drain_per_s": rate,
+                "drain_eta_s": eta_s,
+                "calls_per_s": self._adapter.calls_per_s if self._adapter else None,
+            }
+            status = {**counters, **upload, "state": state.value, "ts_ms": now_ms()}
             await set_value(db, STATUS_KEY, json.dumps(status, separators=(",", ":")))
+        m = self.metrics
+        m.queue.set(pending)
+        m.lag.set(lag_s)
+        m.drain_rate.set(rate)
+        m.drain_eta.set(-1 if eta_s is None else eta_s)
 
 
 def leave_days(

@@ -61,8 +61,22 @@ class BridgeSettings(_Section):
     concurrency: int = Field(8, ge=1, le=64, description="Upload calls in flight at once.")
     interval_s: float = Field(1.0, gt=0, description="Idle wait between upload rounds.")
     roster_interval_s: float = Field(60.0, gt=0)
+    roster_full_every: int = Field(
+        10,
+        ge=1,
+        description="Every Nth roster pass reads everyone, to notice people removed at the "
+        "backend; the others ask only for changes where the backend can. 1 = always full.",
+    )
     timeout_s: float = Field(10.0, gt=0)
     backoff_max_s: float = Field(60.0, ge=1)
+    adapter: str = Field(
+        "dingtalk",
+        min_length=1,
+        description="Backend adapter: dingtalk, wecom, or one from a tack.backends entry point.",
+    )
+    rate_per_s: float = Field(
+        0.0, ge=0, description="Upload calls per second; 0 = the adapter's declared rate."
+    )
 
 
 class RegistrySettings(_Section):

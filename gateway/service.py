@@ -90,7 +90,9 @@ class Gateway:
         if self._run_bridge:
             from cloud_bridge.runner import Bridge
 
-            self.bridge = await stack.enter_async_context(Bridge(s))
+            self.bridge = await stack.enter_async_context(
+                Bridge(s, metrics_registry=self.metrics.registry)
+            )
         self.presence = PresenceTracker(self.aux, self.registry, self.metrics, self._send_time)
         self.frames = FrameReceiver(
             self.aux, self.registry, self.metrics, self.verifier.frame_arrived

@@ -15,6 +15,7 @@ import aiosqlite
 from devices.protocol.reasons import ReasonCode
 from gateway.attendance.leave import leave_between
 from gateway.attendance.policy import Classification, Policy
+from gateway.attendance.shifts import effective_policy
 from gateway.store.roster import Person
 
 _DAY_MS = 86_400_000
@@ -60,7 +61,12 @@ async def classify_punch(
     refusal_text: str = "",
     exclude: tuple[str, str] | None = None,
 ) -> Classification:
-    """:meth:`Policy.classify` with the person's punches (two days either side) and leave."""
+    """:meth:`Policy.classify` with the person's punches (two days either side) and leave.
+
+    The shifts are the backend's when the bridge pulled any, else ``policy``'s (the config's);
+    see :mod:`gateway.attendance.shifts`.
+    """
+    policy = await effective_policy(db, policy)
     previous = await punch_times(
         db, person.person_id, punch_ms - 2 * _DAY_MS, punch_ms + 2 * _DAY_MS, exclude=exclude
     )

@@ -23,7 +23,7 @@ def load(
     file: Annotated[Path, typer.Argument(help='JSON: {"geofences": [{name, kind, ...}]}.')],
     config: ConfigOption = None,
 ) -> None:
-    """Replace the site's geofences with those in FILE."""
+    """Replace the site's local geofences with those in FILE (the backend's stay)."""
     from gateway.verify.geo.fence import GeofenceError, fences_from_json
 
     try:
@@ -120,23 +120,26 @@ def remove(name: str, config: ConfigOption = None) -> None:
 
 @app.command("list")
 def list_(config: ConfigOption = None) -> None:
-    """List the site's geofences."""
+    """List the site's geofences, and where each came from (local or the backend)."""
     settings = settings_from(config)
 
-    async def main() -> list[object]:
+    async def main() -> tuple[list[object], dict[str, str]]:
         from gateway.store import open_database
-        from gateway.verify.geo.store import load_fences
+        from gateway.verify.geo.store import fence_sources, load_fences
 
         db = await open_database(settings.db_path)
         try:
-            return list(await load_fences(db, settings.site))
+            return list(await load_fences(db, settings.site)), await fence_sources(
+                db, settings.site
+            )
         finally:
             await db.close()
 
     from gateway.verify.geo.fence import Circle, PolygonFence
 
-    table = Table("name", "kind", "shape")
-    for fence in run(main()):
+    fences, sources = run(main())
+    table = Table("name", "kind", "source", "shape")
+    for fence in fences:
         if isinstance(fence, Circle):
             shape = f"centre {fence.lat:.7f},{fence.lon:.7f}, radius {fence.radius_m:g} m"
         elif isinstance(fence, PolygonFence):
@@ -144,5 +147,5 @@ def list_(config: ConfigOption = None) -> None:
             shape = f"{len(fence.shell)} vertices{holes}, {fence.area_m2:,.0f} m²"
         else:
             continue
-        table.add_row(fence.name, fence.kind, shape)
+        table.add_row(fence.name, fence.kind, sources.get(fence.name, ""), shape)
     console.print(table)

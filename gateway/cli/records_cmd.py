@@ -3,13 +3,16 @@ they work whether or not the gateway is running."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from gateway.cli.common import ConfigOption, console, run, settings_from
+from gateway.cli.common import ConfigOption, console, err_console, run, settings_from
+from gateway.config import TackSettings
 
 
 def _when(ms: int | None) -> str:
@@ -22,6 +25,17 @@ def records(
     failed: Annotated[
         bool, typer.Option("--failed", help="Only records the backend refused for good.")
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Queue refused records for upload again (all of them, or those given by --id).",
+        ),
+    ] = False,
+    ids: Annotated[
+        list[int] | None,
+        typer.Option("--id", min=1, help="With --retry-failed: only this record (repeatable)."),
+    ] = None,
     state: Annotated[
         str | None,
         typer.Option(help="Only this sync state: pending, synced, failed or local."),
@@ -30,7 +44,12 @@ def records(
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many.")] = 50,
     config: ConfigOption = None,
 ) -> None:
-    """List stored records, newest first."""
+    """List stored records, newest first; or, with --retry-failed, queue refused ones again."""
+    if ids and not retry_failed:
+        raise typer.BadParameter("--id goes with --retry-failed", param_hint="--id")
+    if retry_failed:
+        _retry_failed(settings_from(config), ids or None)
+        return
     if failed:
         state = "failed"
     if state is not None and state not in {"pending", "synced", "failed", "local"}:
@@ -78,17 +97,60 @@ def records(
     console.print(f"{len(rows)} record(s)")
 
 
+def _retry_failed(settings: TackSettings, ids: list[int] | None) -> None:
+    """Dead-lettered records go back to pending; the bridge (running or next started) sends
+    them on its next round. Only ever on request: a refusal the backend meant for good
+    (unknown user, too old) needs its cause fixed first, or it is refused again."""
+
+    async def main() -> tuple[int, list[int]]:
+        from gateway.store import open_database
+        from gateway.store.records import retry_failed
+
+        db = await open_database(settings.db_path)
+        try:
+            missing: list[int] = []
+            if ids:
+                marks = ",".join("?" * len(ids))
+                async with db.execute(
+                    f"SELECT id FROM records WHERE sync_state = 'failed' AND id IN ({marks})", ids
+                ) as cur:
+                    found = {int(r[0]) for r in await cur.fetchall()}
+                missing = [i for i in ids if i not in found]
+            return await retry_failed(db, ids), missing
+        finally:
+            await db.close()
+
+    queued, missing = run(main())
+    if missing:
+        shown = ", ".join(str(i) for i in missing)
+        err_console.print(
+            f"not failed (or no such record): {shown}; see tack records --failed", highlight=False
+        )
+    console.print(f"{queued} record(s) queued for upload again")
+    if missing:
+        raise typer.Exit(1)
+
+
 def status(config: ConfigOption = None) -> None:
     """Queue depth, bridge lag, devices and roster, from the store file."""
     settings = settings_from(config)
 
     async def main() -> dict[str, object]:
+        from cloud_bridge.runner import read_status
         from gateway.store import open_database
         from gateway.store.records import sync_stats
 
         db = await open_database(settings.db_path)
         try:
             stats = await sync_stats(db)
+            bridge = await read_status(db)
+            async with db.execute(
+                "SELECT sync_error, count(*) FROM records WHERE sync_state = 'failed'"
+                " GROUP BY sync_error"
+            ) as cur:
+                failed_by: collections.Counter[str] = collections.Counter()
+                for why, n in await cur.fetchall():
+                    failed_by[_reason_head(str(why or "unknown"))] += int(n)
             async with db.execute("SELECT count(*), sum(revoked) FROM devices") as cur:
                 devices, revoked = await cur.fetchone() or (0, 0)
             async with db.execute("SELECT count(*) FROM presence WHERE online = 1") as cur:
@@ -107,6 +169,8 @@ def status(config: ConfigOption = None) -> None:
             "refused at the gateway": stats.by_state.get("local", 0),
             "bridge lag": f"{stats.lag_s():.1f} s",
             "oldest pending": _when(stats.oldest_pending_ms),
+            **_bridge_rows(bridge, stats.pending),
+            "failed by reason": ", ".join(f"{w} ({n})" for w, n in failed_by.most_common()) or "-",
             "devices": f"{devices} registered, {online} online, {revoked or 0} revoked",
             "people": f"{people} ({active or 0} active)",
         }
@@ -115,3 +179,47 @@ def status(config: ConfigOption = None) -> None:
     for key, value in run(main()).items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+# A running bridge saves its status every second; much older than that, it is not running.
+STALE_STATUS_S = 15.0
+
+
+def _bridge_rows(bridge: dict[str, Any] | None, pending: int) -> dict[str, object]:
+    """What the bridge last saved about its uploads (it saves once a second while it runs)."""
+    if bridge is None:
+        return {"bridge": "has not run on this store"}
+    rate = float(bridge.get("drain_per_s") or 0.0)
+    if pending == 0:
+        drain = "queue empty"
+    elif bridge.get("state") != "running":
+        drain = "bridge not running: nothing is being sent"
+    elif time.time() * 1000 - float(bridge.get("ts_ms") or 0) > STALE_STATUS_S * 1000:
+        drain = f"no word from the bridge for over {STALE_STATUS_S:.0f} s (stopped or stuck?)"
+    elif rate <= 0:
+        drain = "not draining (see last error)"
+    else:
+        drain = f"{rate:.1f} records/s, about {_duration(pending / rate)} left"
+    causes = bridge.get("retry_causes") or {}
+    return {
+        "bridge": f"{bridge.get('state', '?')} (saved {_when(bridge.get('ts_ms'))})",
+        "upload rate": drain,
+        "upload calls": f"{bridge.get('uploaded', 0)} stored, {bridge.get('duplicates', 0)} "
+        f"duplicates, {bridge.get('refused', 0)} refused, {bridge.get('retries', 0)} retried",
+        "retries by cause": ", ".join(f"{k} ({v})" for k, v in sorted(causes.items())) or "-",
+        "last error": bridge.get("last_error") or "-",
+    }
+
+
+def _reason_head(reason: str) -> str:
+    """A refusal reason without its detail: "errcode 33012" from "errcode 33012: unknown userid
+    u9", so reasons group; local refusals by their first words."""
+    return reason.split(":", 1)[0].split(" (", 1)[0][:60]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -46,12 +46,14 @@ def daily(
     async def main() -> tuple[list[Path], int]:
         from gateway.attendance.policy import Policy
         from gateway.attendance.report import daily_summaries, write_daily_report
+        from gateway.attendance.shifts import effective_policy
         from gateway.store import open_database
         from gateway.store.records import now_ms
 
-        policy = Policy.from_settings(settings.attendance)
         db = await open_database(settings.db_path)
         try:
+            # The backend's shifts when the bridge pulled any, as at the terminal.
+            policy = await effective_policy(db, Policy.from_settings(settings.attendance))
             teams = await daily_summaries(db, policy, day, now_ms=now_ms())
         finally:
             await db.close()

@@ -225,16 +225,50 @@ def _row(r: NewRecord) -> tuple[Any, ...]:
     )
 
 
-async def pending_batch(db: aiosqlite.Connection, limit: int) -> list[OutRecord]:
-    """The oldest records still to upload, in arrival order."""
+_PENDING_COLUMNS = (
+    "SELECT id, device_id, msg_id, seq, kind, device_ts_ms, received_ts_ms, person_id,"
+    " credential, sync_attempts FROM records INDEXED BY records_pending_order"
+    " WHERE sync_state = 'pending'"
+)
+
+
+async def catchup_batch(db: aiosqlite.Connection, limit: int, today_ms: int) -> list[OutRecord]:
+    """The next records to upload after an outage: punches made since ``today_ms`` (the start
+    of the site's day) first, then the backlog oldest first; within each, by device time,
+    and a device's records in sequence order.
+
+    Today's punches go first because that is what people look at (who is in now, did my
+    clock-in count); the backlog only has to arrive eventually. A device's today records can
+    so reach the backend before its older ones; each of the two groups keeps device order.
+    """
+    order = " ORDER BY device_ts_ms, device_id, seq LIMIT ?"
     async with db.execute(
-        "SELECT id, device_id, msg_id, seq, kind, device_ts_ms, received_ts_ms, person_id,"
-        " credential, sync_attempts FROM records WHERE sync_state = 'pending'"
-        " ORDER BY id LIMIT ?",
-        (limit,),
+        _PENDING_COLUMNS + " AND device_ts_ms >= ?" + order, (today_ms, limit)
     ) as cur:
-        rows = await cur.fetchall()
+        rows = list(await cur.fetchall())
+    if len(rows) < limit:
+        async with db.execute(
+            _PENDING_COLUMNS + " AND device_ts_ms < ?" + order, (today_ms, limit - len(rows))
+        ) as cur:
+            rows.extend(await cur.fetchall())
     return [OutRecord(*row) for row in rows]
+
+
+async def retry_failed(db: aiosqlite.Connection, record_ids: Sequence[int] | None = None) -> int:
+    """Put records the backend refused for good back in the upload queue (all of them, or
+    ``record_ids``); returns how many. Their refusal reason is kept until the next attempt,
+    so ``tack records`` still shows why they failed last time."""
+    async with write_transaction(db, "queueing failed records again"):
+        if record_ids is None:
+            cur = await db.execute(
+                "UPDATE records SET sync_state = 'pending' WHERE sync_state = 'failed'"
+            )
+        else:
+            cur = await db.executemany(
+                "UPDATE records SET sync_state = 'pending' WHERE sync_state = 'failed' AND id = ?",
+                [(rid,) for rid in record_ids],
+            )
+        return cur.rowcount
 
 
 async def mark_synced(db: aiosqlite.Connection, record_ids: Sequence[int]) -> None:

@@ -11,7 +11,7 @@ import aiosqlite
 
 from gateway.store.errors import StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 _DDL_V1 = """
 CREATE TABLE IF NOT EXISTS records (
@@ -136,6 +136,75 @@ CREATE INDEX IF NOT EXISTS leave_days_day ON leave_days (day);
 """
 
 
+# v5: the bridge's catch-up order (gateway/store/records.py, catchup_batch): pending records by
+# device time, then device and sequence, so "today's first, then the backlog oldest first" is
+# two range scans of this index instead of a sort of the whole queue every round.
+_DDL_V5 = """
+CREATE INDEX IF NOT EXISTS records_pending_order
+    ON records (device_ts_ms, device_id, seq) WHERE sync_state = 'pending';
+"""
+
+# v6 (v5 is the upload side's): what the bridge pulls besides the roster
+# (cloud_bridge/downsync.py). People remember the last full roster pass that listed them, so a
+# pass can tell whom the backend no longer lists whatever the clock did meanwhile. Geofences
+# learn where they came from, so a pull replaces only the backend's fences and never one loaded
+# with `tack geofences`; shifts from the backend override the config's
+# (gateway/attendance/shifts.py); rooms and bookings for the room service
+# (gateway/store/rooms.py); leave balances per person and kind (gateway/attendance/balances.py).
+_DDL_V6 = """
+ALTER TABLE geofences ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE people ADD COLUMN seen_pass INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE IF NOT EXISTS shifts (
+    source          TEXT    NOT NULL,
+    shift_id        TEXT    NOT NULL,
+    name            TEXT    NOT NULL,
+    team            TEXT    NOT NULL DEFAULT '',
+    start_hhmm      TEXT    NOT NULL,
+    end_hhmm        TEXT    NOT NULL,
+    days            TEXT    NOT NULL,
+    grace_in_min    INTEGER NOT NULL,
+    grace_out_min   INTEGER NOT NULL,
+    opens_min       INTEGER NOT NULL,
+    closes_min      INTEGER NOT NULL,
+    updated_ts_ms   INTEGER NOT NULL,
+    PRIMARY KEY (source, shift_id)
+);
+
+CREATE TABLE IF NOT EXISTS rooms (
+    room_id         TEXT PRIMARY KEY,
+    name            TEXT    NOT NULL,
+    capacity        INTEGER NOT NULL DEFAULT 0,
+    location        TEXT    NOT NULL DEFAULT '',
+    active          INTEGER NOT NULL DEFAULT 1,
+    updated_ts_ms   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS bookings (
+    booking_id      TEXT PRIMARY KEY,
+    room_id         TEXT    NOT NULL,
+    start_ms        INTEGER NOT NULL,
+    end_ms          INTEGER NOT NULL,
+    subject         TEXT    NOT NULL DEFAULT '',
+    organizer       TEXT    NOT NULL DEFAULT '',
+    attendees       TEXT    NOT NULL DEFAULT '[]',
+    status          TEXT    NOT NULL,
+    updated_ts      INTEGER NOT NULL,
+    pulled_ts_ms    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bookings_room_start ON bookings (room_id, start_ms);
+
+CREATE TABLE IF NOT EXISTS leave_balances (
+    person_id       TEXT    NOT NULL,
+    kind            TEXT    NOT NULL,
+    remaining       REAL    NOT NULL,
+    unit            TEXT    NOT NULL,
+    updated_ts_ms   INTEGER NOT NULL,
+    PRIMARY KEY (person_id, kind)
+);
+"""
+
+
 async def migrate(db: aiosqlite.Connection) -> None:
     """Bring the file to :data:`SCHEMA_VERSION`; refuse a file written by a newer Tack."""
     async with db.execute("PRAGMA user_version") as cur:
@@ -154,5 +223,9 @@ async def migrate(db: aiosqlite.Connection) -> None:
         await db.executescript(_DDL_V3)
     if version < 4:
         await db.executescript(_DDL_V4)
+    if version < 5:
+        await db.executescript(_DDL_V5)
+    if version < 6:
+        await db.executescript(_DDL_V6)
     if version < SCHEMA_VERSION:
         await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

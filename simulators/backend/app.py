@@ -1,7 +1,9 @@
 """The backend simulator's HTTP app: a DingTalk-style open API subset plus ``/_sim/`` controls.
 
 Like DingTalk, API errors are HTTP 200 with a non-zero ``errcode``; only the ``fail_status``
-fault produces a real HTTP error. ``docs/cloud-bridge.md`` lists the endpoints and errcodes.
+and outage faults produce a real HTTP error. ``docs/cloud-bridge.md`` lists the endpoints and
+errcodes. Besides the DingTalk-style one-record upload there is a WeCom-style batch upload
+(``/cgi-bin/checkin/hardware_report``: up to 100 records a call, an answer per record).
 """
 
 from __future__ import annotations
@@ -14,20 +16,25 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import Receive, Scope, Send
 
+from simulators.backend.pull_api import add_pull_routes
 from simulators.backend.state import (
+    BATCH_API,
     DEFAULT_PAGE_SIZE,
+    MAX_BATCH_RECORDS,
     MAX_LEAVE_PAGE,
     MAX_LEAVE_USERS,
     MAX_PAGE_SIZE,
-    MAX_RECORD_AGE_MS,
+    UPLOAD_API,
     BackendState,
     Errcode,
     Faults,
-    now_ms,
 )
 
 HOLD_POLL_S = 0.05  # how quickly a held upload notices that a test cleared the fault
+HANG_S = 120.0  # the ``timeouts`` fault: longer than any client waits
+BATCH_PATH = "/cgi-bin/checkin/hardware_report"
 
 
 class _Upload(BaseModel):
@@ -41,11 +48,30 @@ class _Upload(BaseModel):
     photo_url: str | None = None
 
 
+class _BatchRecord(BaseModel):
+    """One record of the WeCom-style batch; ``checkin_time`` is in seconds, as WeCom's are."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    userid: str = Field(min_length=1, max_length=64)
+    device_id: str = Field(min_length=1, max_length=64)
+    checkin_time: int = Field(gt=0)
+    idempotency_key: str = Field(min_length=1, max_length=200)
+
+
+class _Batch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    records: list[_BatchRecord] = Field(min_length=1)
+
+
 class _UserList(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     cursor: str | int | None = None
     size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    # The simulator's addition: only people changed since (ms), oldest change first.
+    modified_since: int | None = Field(None, ge=0)
 
 
 class _LeaveStatus(BaseModel):
@@ -93,6 +119,18 @@ class _Faults(BaseModel):
     throttle: int = Field(0, ge=0)
     latency_ms: int = Field(0, ge=0)
     fail_photos: int = Field(0, ge=0)
+    retry_after_s: float = Field(0.0, ge=0)
+    timeouts: int = Field(0, ge=0)
+    expire_tokens_after: int = Field(0, ge=0)
+    drop_after_commit: int = Field(0, ge=0)
+    clock_skew_ms: int = 0
+    outage_until_ms: int = Field(0, ge=0)
+
+
+class _Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limit_per_s: int = Field(ge=0)
 
 
 class _Tokens(BaseModel):
@@ -113,6 +151,27 @@ def _invalid(exc: ValidationError) -> dict[str, Any]:
     return _err(Errcode.INVALID_PARAMETER, f"invalid parameter {field}: {first['msg']}")
 
 
+class _DroppedResponse(Response):
+    """Headers promising a body that never comes: the server closes the connection, so the
+    client sees a broken answer to a call the backend has already committed."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"errcode":0', "more_body": False})
+
+
+def _unavailable() -> JSONResponse:
+    return JSONResponse(
+        {"errcode": Errcode.SYSTEM_BUSY, "errmsg": "simulated outage"}, status_code=503
+    )
+
+
 async def _json_body(request: Request) -> Any:
     try:
         return await request.json()
@@ -125,7 +184,9 @@ def create_app(state: BackendState) -> FastAPI:
     app.state.backend = state
 
     @app.get("/gettoken")
-    async def gettoken(appkey: str = "", appsecret: str = "") -> dict[str, Any]:
+    async def gettoken(appkey: str = "", appsecret: str = "") -> Any:
+        if state.in_outage():
+            return _unavailable()
         issued = state.issue_token(appkey, appsecret)
         if issued is None:
             return _err(Errcode.INVALID_APP_CREDENTIALS, "invalid appkey or appsecret")
@@ -140,20 +201,36 @@ def create_app(state: BackendState) -> FastAPI:
             return _err(code, "access_token expired")
         return None
 
-    @app.post("/topapi/attendance/record/upload", response_model=None)
-    async def upload(request: Request, access_token: str | None = None) -> Any:
-        faults = state.count_upload_call()
+    async def upload_gate(api: str, access_token: str | None) -> tuple[Any, Faults]:
+        """The checks every upload call meets before its body is read: outage, the one-shot
+        faults, the token and the rate limit. Returns an answer to give at once (or None)."""
+        if state.in_outage():
+            return _unavailable(), state.faults
+        faults = state.count_upload_call(api)
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.fail_status:
+            headers = {"Retry-After": f"{faults.retry_after_s:g}"} if faults.retry_after_s else {}
             return JSONResponse(
                 {"errcode": Errcode.SYSTEM_BUSY, "errmsg": "simulated server error"},
                 status_code=faults.fail_status_code,
-            )
+                headers=headers,
+            ), faults
+        if faults.timeouts:
+            await _hold(state, HANG_S)
+            return _err(Errcode.SYSTEM_BUSY, "answered after the client gave up"), faults
         if (bad := token_error(access_token)) is not None:
-            return bad
-        if faults.throttle:
-            return _err(Errcode.RATE_LIMITED, "too many calls; retry after 1 s")
+            return bad, faults
+        limited = Errcode.RATE_LIMITED if api == UPLOAD_API else Errcode.API_FREQ_OUT_OF_LIMIT
+        if faults.throttle or not state.admit(api):
+            return _err(limited, "too many calls; retry after 1 s"), faults
+        return None, faults
+
+    @app.post("/topapi/attendance/record/upload", response_model=None)
+    async def upload(request: Request, access_token: str | None = None) -> Any:
+        early, faults = await upload_gate(UPLOAD_API, access_token)
+        if early is not None:
+            return early
         body = await _json_body(request)
         if not isinstance(body, dict):
             return _err(Errcode.INVALID_PARAMETER, "invalid parameter body: not a JSON object")
@@ -163,7 +240,7 @@ def create_app(state: BackendState) -> FastAPI:
             return _invalid(exc)
         if not state.knows_user(rec.userid):
             return _err(Errcode.UNKNOWN_USERID, f"unknown userid {rec.userid}")
-        if now_ms() - rec.user_check_time > MAX_RECORD_AGE_MS:
+        if state.too_old(rec.user_check_time):
             return _err(
                 Errcode.CHECK_TIME_OUT_OF_RANGE,
                 "user_check_time is more than 180 days old",
@@ -178,6 +255,8 @@ def create_app(state: BackendState) -> FastAPI:
         )
         if faults.hold_after_commit_s:
             await _hold(state, faults.hold_after_commit_s)
+        if faults.drop_after_commit:
+            return _DroppedResponse()
         return {
             "errcode": 0,
             "errmsg": "ok",
@@ -185,8 +264,59 @@ def create_app(state: BackendState) -> FastAPI:
             "request_id": stored.request_id if not duplicate else uuid.uuid4().hex,
         }
 
+    @app.post(BATCH_PATH, response_model=None)
+    async def batch_upload(request: Request, access_token: str | None = None) -> Any:
+        """WeCom-style: up to 100 records a call; the call succeeds as a whole and answers
+        each record on its own (stored, duplicate, or refused with an errcode)."""
+        early, faults = await upload_gate(BATCH_API, access_token)
+        if early is not None:
+            return early
+        body = await _json_body(request)
+        if isinstance(body, dict) and len(body.get("records") or []) > MAX_BATCH_RECORDS:
+            return _err(
+                Errcode.INVALID_PARAMETER,
+                f"invalid parameter records: at most {MAX_BATCH_RECORDS} records a call",
+            )
+        try:
+            batch = _Batch.model_validate(body if isinstance(body, dict) else {})
+        except ValidationError as exc:
+            return _invalid(exc)
+        results: list[dict[str, Any]] = []
+        for rec in batch.records:
+            if not state.knows_user(rec.userid):
+                results.append(_err(Errcode.UNKNOWN_USERID, f"unknown userid {rec.userid}"))
+                continue
+            if state.too_old(rec.checkin_time * 1000):
+                results.append(
+                    _err(Errcode.CHECK_TIME_OUT_OF_RANGE, "checkin_time is more than 180 days old")
+                )
+                continue
+            _, duplicate = state.store_record(
+                idempotency_key=rec.idempotency_key,
+                userid=rec.userid,
+                device_id=rec.device_id,
+                device_name=rec.device_id,
+                user_check_time=rec.checkin_time * 1000,
+                photo_url=None,
+            )
+            results.append({"errcode": 0, "errmsg": "ok", "duplicate": duplicate})
+        if faults.hold_after_commit_s:
+            await _hold(state, faults.hold_after_commit_s)
+        if faults.drop_after_commit:
+            return _DroppedResponse()
+        # A JSONResponse skips FastAPI's generic encoder, which cost more than the batch itself.
+        return JSONResponse(
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "results": [{"index": i, **r} for i, r in enumerate(results)],
+            }
+        )
+
     @app.post("/topapi/v2/user/list", response_model=None)
     async def user_list(request: Request, access_token: str | None = None) -> Any:
+        if state.in_outage():
+            return _unavailable()
         if (bad := token_error(access_token)) is not None:
             return bad
         body = await _json_body(request)
@@ -195,7 +325,10 @@ def create_app(state: BackendState) -> FastAPI:
         except ValidationError as exc:
             return _invalid(exc)
         cursor = str(query.cursor) if query.cursor not in (None, "", 0) else None
-        people, next_cursor = state.roster_page(cursor, query.size)
+        try:
+            people, next_cursor = state.roster_page(cursor, query.size, query.modified_since)
+        except ValueError as exc:
+            return _err(Errcode.INVALID_PARAMETER, f"invalid parameter cursor: {exc}")
         base = str(request.base_url).rstrip("/")
         for p in people:
             if p.get("avatar"):
@@ -212,6 +345,8 @@ def create_app(state: BackendState) -> FastAPI:
 
     @app.post("/topapi/attendance/getleavestatus", response_model=None)
     async def leave_status(request: Request, access_token: str | None = None) -> Any:
+        if state.in_outage():
+            return _unavailable()
         if (bad := token_error(access_token)) is not None:
             return bad
         body = await _json_body(request)
@@ -299,6 +434,11 @@ def create_app(state: BackendState) -> FastAPI:
         state.set_faults(Faults(**faults.model_dump()))
         return {"faults": faults.model_dump()}
 
+    @app.put("/_sim/limits", response_model=None)
+    async def sim_limits(limits: _Limits) -> dict[str, Any]:
+        state.set_rate_limit(limits.rate_limit_per_s)
+        return {"rate_limit_per_s": state.rate_limit_per_s}
+
     @app.post("/_sim/tokens", response_model=None)
     async def sim_tokens(tokens: _Tokens) -> dict[str, Any]:
         if tokens.ttl_s is not None:
@@ -312,6 +452,7 @@ def create_app(state: BackendState) -> FastAPI:
         state.reset()
         return {"ok": True}
 
+    add_pull_routes(app, state)
     return app
 
 

@@ -9,7 +9,13 @@ from typing import Annotated, Any
 import typer
 
 from simulators.backend.server import serve_forever
-from simulators.backend.state import BackendState, demo_roster
+from simulators.backend.state import (
+    DEFAULT_RATE_LIMIT_PER_S,
+    DEFAULT_TOKEN_TTL_S,
+    BackendState,
+    Faults,
+    demo_roster,
+)
 
 DEFAULT_DEMO_PEOPLE = 50
 
@@ -54,9 +60,59 @@ def serve(
     app_secret: Annotated[
         str, typer.Option(help="App secret the simulator accepts.")
     ] = "tack-demo-secret",
+    rate_limit: Annotated[
+        int, typer.Option(min=0, help="Upload calls per second admitted per API (0: no limit).")
+    ] = DEFAULT_RATE_LIMIT_PER_S,
+    token_ttl: Annotated[
+        float, typer.Option(min=1, help="Lifetime of access tokens, in seconds.")
+    ] = DEFAULT_TOKEN_TTL_S,
+    latency_ms: Annotated[int, typer.Option(min=0, help="Delay every upload call.")] = 0,
+    fail_status: Annotated[
+        int, typer.Option(min=0, help="Answer the first N upload calls with an HTTP error.")
+    ] = 0,
+    fail_status_code: Annotated[
+        int, typer.Option(min=400, max=599, help="The HTTP status --fail-status answers.")
+    ] = 500,
+    retry_after: Annotated[
+        float, typer.Option(min=0, help="Retry-After (s) sent with --fail-status answers.")
+    ] = 0.0,
+    throttle: Annotated[
+        int, typer.Option(min=0, help="Answer the first N upload calls with the rate errcode.")
+    ] = 0,
+    timeouts: Annotated[
+        int, typer.Option(min=0, help="Let the first N upload calls hang without an answer.")
+    ] = 0,
+    drop_after_commit: Annotated[
+        int, typer.Option(min=0, help="Store the first N uploads, then cut their answer off.")
+    ] = 0,
+    expire_tokens_after: Annotated[
+        int, typer.Option(min=0, help="Expire every token after N upload calls (once).")
+    ] = 0,
+    clock_skew_ms: Annotated[int, typer.Option(help="Move the backend's clock by this.")] = 0,
 ) -> None:
-    """Serve the simulated open API (and its /_sim/ controls) until Ctrl-C."""
-    state = BackendState(app_key=app_key, app_secret=app_secret)
+    """Serve the simulated open API (and its /_sim/ controls) until Ctrl-C.
+
+    The fault options set the starting faults; PUT /_sim/faults changes them while it runs.
+    """
+    state = BackendState(
+        app_key=app_key,
+        app_secret=app_secret,
+        token_ttl_s=token_ttl,
+        rate_limit_per_s=rate_limit,
+    )
+    state.set_faults(
+        Faults(
+            latency_ms=latency_ms,
+            fail_status=fail_status,
+            fail_status_code=fail_status_code,
+            retry_after_s=retry_after,
+            throttle=throttle,
+            timeouts=timeouts,
+            drop_after_commit=drop_after_commit,
+            expire_tokens_after=expire_tokens_after,
+            clock_skew_ms=clock_skew_ms,
+        )
+    )
     seeded = _read_roster(roster) if roster is not None else demo_roster(people)
     state.set_roster(seeded)
     typer.echo(f"backend simulator on http://{host}:{port} with {len(seeded)} people", err=True)

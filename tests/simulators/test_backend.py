@@ -125,7 +125,15 @@ def test_roster_paging_is_stable_and_lists_leavers(client: httpx.Client) -> None
         cursor = result["next_cursor"]
     assert [p["userid"] for p in seen] == [f"u{i:04d}" for i in range(1, 8)]
     assert seen[2]["active"] is False
-    assert set(seen[0]) == {"userid", "name", "card", "job_number", "dept", "active"}
+    assert set(seen[0]) == {
+        "userid",
+        "name",
+        "card",
+        "job_number",
+        "dept",
+        "active",
+        "modified_time",
+    }
 
 
 def test_roster_needs_a_token(client: httpx.Client) -> None:
@@ -211,3 +219,42 @@ def test_context_manager_on_a_given_port() -> None:
     with BackendServer(port=port) as again:
         assert again.port == port
         assert httpx.get(f"{again.base_url}/_sim/state").status_code == 200
+
+
+def test_rate_limit_answers_90002_over_the_limit_and_counts_it(
+    client: httpx.Client, backend: BackendServer
+) -> None:
+    assert client.put("/_sim/limits", json={"rate_limit_per_s": 3}).json() == {
+        "rate_limit_per_s": 3
+    }
+    tok = token(client)
+    codes = [upload(client, tok, punch(key=f"term-01:r{i}")).json()["errcode"] for i in range(5)]
+    assert codes == [0, 0, 0, Errcode.RATE_LIMITED, Errcode.RATE_LIMITED]
+    state = client.get("/_sim/state").json()
+    assert state["rate_limited"] == {"upload": 2}
+    assert state["records"] == 3
+
+
+def test_faults_set_over_http_drop_the_answer_after_storing(
+    client: httpx.Client, backend: BackendServer
+) -> None:
+    tok = token(client)
+    assert client.put("/_sim/faults", json={"drop_after_commit": 1}).status_code == 200
+    with pytest.raises(httpx.RemoteProtocolError):
+        upload(client, tok, punch(key="term-01:d1"))
+    again = upload(client, tok, punch(key="term-01:d1")).json()
+    assert again["result"] == {"duplicate": True}  # it was stored before the answer was cut
+
+
+def test_429_with_retry_after_and_an_outage_on_the_backend_clock(
+    client: httpx.Client, backend: BackendServer
+) -> None:
+    tok = token(client)
+    client.put("/_sim/faults", json={"fail_status": 1, "fail_status_code": 429, "retry_after_s": 2})
+    resp = upload(client, tok, punch(key="term-01:t1"))
+    assert (resp.status_code, resp.headers["retry-after"]) == (429, "2")
+    until = client.get("/_sim/state").json()["clock_ms"] + 3_600_000
+    client.put("/_sim/faults", json={"outage_until_ms": until})
+    assert upload(client, tok, punch(key="term-01:t2")).status_code == 503
+    assert client.get("/gettoken", params={"appkey": "tack-demo"}).status_code == 503
+    assert client.get("/_sim/state").json()["calls"]["outage"] == 2

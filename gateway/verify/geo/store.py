@@ -1,7 +1,10 @@
 """Geofences in the store, one set per site, and the last fixes the speed check starts from.
 
-The bridge (or ``tack geofences load``) replaces a site's fences as a whole, like the roster:
-what the backend or the file says is the truth, and a re-load repairs any drift.
+Each fence remembers where it came from (``source``): ``local`` for ``tack geofences``, ``backend``
+for the bridge's pull. Each source replaces its own fences as a whole, like the roster: what the
+backend or the file says is the truth, and a re-load repairs any drift, but a pull never touches
+a fence someone loaded by hand. When both name the same fence, the local one wins: it was put
+there on purpose, on this site.
 """
 
 from __future__ import annotations
@@ -17,28 +20,48 @@ from gateway.verify.geo.check import Fix
 from gateway.verify.geo.fence import Geofence, fence_from_spec
 
 GEOFENCES_VERSION_KEY = "geofences.version"
+LOCAL = "local"
+BACKEND = "backend"
 
 
-async def replace_fences(db: aiosqlite.Connection, site: str, fences: Iterable[Geofence]) -> int:
-    """The site's fences become exactly ``fences``; bumps ``geofences.version``."""
-    rows = [(site, f.name, f.kind, json.dumps(f.spec()), now_ms()) for f in fences]
-    async with write_transaction(db, f"saving the geofences of site {site}"):
-        await db.execute("DELETE FROM geofences WHERE site = ?", (site,))
-        await db.executemany(
-            "INSERT INTO geofences (site, name, kind, spec, updated_ts_ms) VALUES (?, ?, ?, ?, ?)",
-            rows,
-        )
+async def replace_fences(
+    db: aiosqlite.Connection, site: str, fences: Iterable[Geofence], *, source: str = LOCAL
+) -> int:
+    """The site's fences of ``source`` become exactly ``fences``; bumps ``geofences.version``.
+
+    Returns how many were saved: a backend fence named like a local one is skipped.
+    """
+    rows = [(site, f.name, f.kind, json.dumps(f.spec()), now_ms(), source) for f in fences]
+    # A local fence overwrites a backend one of the same name; a backend fence never a local one.
+    on_conflict = (
+        "DO UPDATE SET kind = excluded.kind, spec = excluded.spec,"
+        " updated_ts_ms = excluded.updated_ts_ms, source = excluded.source"
+        if source == LOCAL
+        else "DO NOTHING"
+    )
+    saved = 0
+    async with write_transaction(db, f"saving the {source} geofences of site {site}"):
+        await db.execute("DELETE FROM geofences WHERE site = ? AND source = ?", (site, source))
+        for row in rows:
+            cur = await db.execute(
+                "INSERT INTO geofences (site, name, kind, spec, updated_ts_ms, source)"
+                f" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, name) {on_conflict}",
+                row,
+            )
+            saved += cur.rowcount or 0
         await _bump(db)
-    return len(rows)
+    return saved
 
 
 async def upsert_fence(db: aiosqlite.Connection, site: str, fence: Geofence) -> None:
+    """Add or replace one local fence (``tack geofences add``)."""
     async with write_transaction(db, f"saving geofence {fence.name}"):
         await db.execute(
-            "INSERT INTO geofences (site, name, kind, spec, updated_ts_ms) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO geofences (site, name, kind, spec, updated_ts_ms, source)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, name) DO UPDATE SET kind = excluded.kind, spec = excluded.spec,"
-            " updated_ts_ms = excluded.updated_ts_ms",
-            (site, fence.name, fence.kind, json.dumps(fence.spec()), now_ms()),
+            " updated_ts_ms = excluded.updated_ts_ms, source = excluded.source",
+            (site, fence.name, fence.kind, json.dumps(fence.spec()), now_ms(), LOCAL),
         )
         await _bump(db)
 
@@ -57,6 +80,12 @@ async def load_fences(db: aiosqlite.Connection, site: str) -> list[Geofence]:
     ) as cur:
         rows = await cur.fetchall()
     return [fence_from_spec(str(r[0]), str(r[1]), json.loads(r[2])) for r in rows]
+
+
+async def fence_sources(db: aiosqlite.Connection, site: str) -> dict[str, str]:
+    """Fence name -> where it came from (``local`` or ``backend``)."""
+    async with db.execute("SELECT name, source FROM geofences WHERE site = ?", (site,)) as cur:
+        return {str(r[0]): str(r[1]) async for r in cur}
 
 
 async def recent_fixes(db: aiosqlite.Connection, since_ms: int) -> dict[str, Fix]:
