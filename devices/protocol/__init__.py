@@ -45,10 +45,14 @@ from devices.protocol.messages import (
     PhotoRef,
     Presence,
     PunchBody,
+    QueryBody,
+    QueryTopic,
+    ReceiptBody,
     Schedule,
     ScheduleItem,
     Verdict,
 )
+from devices.protocol.notices import NoticeItem, Notices, decode_notice, encode_notice
 from devices.protocol.reasons import MEANINGS, ReasonCode
 from devices.protocol.topics import Topic, TopicKind, parse_topic, topic
 
@@ -72,11 +76,16 @@ __all__ = [
     "Envelope",
     "Frame",
     "GpsFix",
+    "NoticeItem",
+    "Notices",
     "PhotoRef",
     "Presence",
     "ProtocolError",
     "PunchBody",
+    "QueryBody",
+    "QueryTopic",
     "ReasonCode",
+    "ReceiptBody",
     "Schedule",
     "ScheduleItem",
     "TackError",
@@ -86,6 +95,7 @@ __all__ = [
     "decode_ack",
     "decode_event",
     "decode_frame",
+    "decode_notice",
     "decode_presence",
     "decode_schedule",
     "decode_time",
@@ -93,6 +103,7 @@ __all__ = [
     "encode_ack",
     "encode_event",
     "encode_frame",
+    "encode_notice",
     "encode_presence",
     "encode_schedule",
     "encode_time",

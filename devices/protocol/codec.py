@@ -36,8 +36,10 @@ from devices.protocol.limits import (
     MAX_ID_CHARS,
     MAX_LAT_E7,
     MAX_LON_E7,
+    MAX_NOTICE_ID_CHARS,
     MAX_ORGANISER_CHARS,
     MAX_ROOM_CHARS,
+    MAX_ROOM_RULE_MIN,
     MAX_SAFE_INT,
     MAX_SCHEDULE_ITEMS,
     MAX_STATE_BYTES,
@@ -45,6 +47,7 @@ from devices.protocol.limits import (
     PROTOCOL_VERSION,
 )
 from devices.protocol.messages import (
+    SCHEDULE_STATES,
     Ack,
     AckStatus,
     Body,
@@ -58,6 +61,9 @@ from devices.protocol.messages import (
     PhotoRef,
     Presence,
     PunchBody,
+    QueryBody,
+    QueryTopic,
+    ReceiptBody,
     Schedule,
     ScheduleItem,
     Verdict,
@@ -95,6 +101,7 @@ def _refuse_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_int=_parse_int, parse_constant=_refuse_constant)
 _CREDENTIAL_TYPES = tuple(CredentialType)
 _BUTTONS = frozenset(b.value for b in ButtonAction)
+_QUERIES = frozenset(q.value for q in QueryTopic)
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 _PROVIDER_RE = re.compile(rf"[a-z][a-z0-9_]{{0,{MAX_GPS_PROVIDER_CHARS - 1}}}\Z")
 _JPEG_MAGIC = b"\xff\xd8"
@@ -203,26 +210,45 @@ def _check_id(name: str, value: str, limit: int, where: str = "") -> str:
     return value
 
 
-def _punch_body(body: dict[str, Any]) -> PunchBody:
+def _credential(body: dict[str, Any], what: str) -> tuple[CredentialType, str]:
+    """Exactly one of ``card`` and ``emp``, checked alike for every kind that carries one, so a
+    terminal's punch and query are refused for the same reasons."""
     present = [t for t in _CREDENTIAL_TYPES if t.value in body]
     if not present:
         raise ProtocolError(
             ReasonCode.MISSING_FIELD,
-            "body: a punch needs 'card' (card number) or 'emp' (employee number)",
+            f"body: a {what} needs 'card' (card number) or 'emp' (employee number)",
             field="body.card",
         )
     if len(present) > 1:
         raise ProtocolError(
             ReasonCode.INVALID_VALUE,
-            "body: a punch carries exactly one of 'card' and 'emp', not both",
+            f"body: a {what} carries exactly one of 'card' and 'emp', not both",
             field="body",
         )
     ctype = present[0]
     value = _require(body, ctype.value, str, "body.")
     _check_id(ctype.value, value, MAX_CREDENTIAL_CHARS, "body.")
+    return ctype, value
+
+
+def _punch_body(body: dict[str, Any]) -> PunchBody:
+    ctype, value = _credential(body, "punch")
     gps = _gps(_require(body, "gps", dict, "body.")) if "gps" in body else None
     photo = _photo(_require(body, "photo", dict, "body.")) if "photo" in body else None
     return PunchBody(credential_type=ctype, credential=value, gps=gps, photo=photo)
+
+
+def _query_body(body: dict[str, Any]) -> QueryBody:
+    ctype, value = _credential(body, "query")
+    q = _require(body, "q", str, "body.")
+    if q not in _QUERIES:
+        raise ProtocolError(
+            ReasonCode.INVALID_VALUE,
+            f"body field 'q' must be one of {sorted(_QUERIES)}, got {q[:40]!r}",
+            field="body.q",
+        )
+    return QueryBody(credential_type=ctype, credential=value, q=QueryTopic(q))
 
 
 def _gps(gps: dict[str, Any]) -> GpsFix:
@@ -288,10 +314,24 @@ def _button_body(body: dict[str, Any]) -> ButtonBody:
     return ButtonBody(button=ButtonAction(button), booking=booking, minutes=minutes)
 
 
+def _receipt_body(body: dict[str, Any]) -> ReceiptBody:
+    """``notice`` (the id ``cmd/notice`` gave), then the optional ``by`` (a credential)."""
+    notice = _require(body, "notice", str, "body.")
+    _check_id("notice", notice, MAX_NOTICE_ID_CHARS, "body.")
+    by = (
+        _check_id("by", _require(body, "by", str, "body."), MAX_CREDENTIAL_CHARS, "body.")
+        if "by" in body
+        else None
+    )
+    return ReceiptBody(notice=notice, by=by)
+
+
 BODY_DECODERS: dict[str, Callable[[dict[str, Any]], Body]] = {
     "punch": _punch_body,
     "checkin": _checkin_body,
     "button": _button_body,
+    "query": _query_body,
+    "receipt": _receipt_body,
 }
 """Event kinds of protocol v1 and the decoder of each one's body."""
 
@@ -478,8 +518,19 @@ def decode_time(payload: bytes) -> int:
     return _check_int("ts", _require(data, "ts", int))
 
 
-def encode_schedule(room: str, ts_ms: int, items: Sequence[ScheduleItem]) -> bytes:
+def encode_schedule(
+    room: str,
+    ts_ms: int,
+    items: Sequence[ScheduleItem],
+    *,
+    checkin_open_min: int | None = None,
+    release_after_min: int | None = None,
+    private: bool = False,
+) -> bytes:
     """``cmd/schedule`` for a meeting-room panel, items in order of start (stable).
+
+    ``checkin_open_min``, ``release_after_min`` and ``private`` are the room's rules
+    (``open``, ``rel``, ``priv``), written only when given.
 
     Refuses (``ValueError``) a schedule a panel would not show whole: more than 24 items, an
     item that ends before it starts, text over its limit, or more than 8192 bytes in all (a
@@ -500,10 +551,23 @@ def encode_schedule(room: str, ts_ms: int, items: Sequence[ScheduleItem]) -> byt
             raise ValueError(
                 f"booking {item.booking!r}: organiser over {MAX_ORGANISER_CHARS} characters"
             )
+        if item.state is not None and item.state not in SCHEDULE_STATES:
+            raise ValueError(f"booking {item.booking!r}: state {item.state!r} is not one of ours")
+    for name, minutes in (("open", checkin_open_min), ("rel", release_after_min)):
+        if minutes is not None and not 0 <= minutes <= MAX_ROOM_RULE_MIN:
+            raise ValueError(f"schedule {name} must be 0..{MAX_ROOM_RULE_MIN} minutes")
     if not _is_uint53(ts_ms):
         raise ValueError(f"schedule time must be an integer 0..2^53-1 ms, got {ts_ms!r}")
     ordered = tuple(sorted(items, key=lambda i: i.start_ms))
-    payload = dumps(Schedule(room=room, ts_ms=ts_ms, items=ordered).to_wire())
+    schedule = Schedule(
+        room=room,
+        ts_ms=ts_ms,
+        items=ordered,
+        checkin_open_min=checkin_open_min,
+        release_after_min=release_after_min,
+        private=private,
+    )
+    payload = dumps(schedule.to_wire())
     if len(payload) > MAX_CMD_BYTES:
         raise ValueError(
             f"schedule is {len(payload)} bytes; the limit is {MAX_CMD_BYTES}: send fewer items"
@@ -523,6 +587,7 @@ def decode_schedule(payload: bytes) -> Schedule:
     data = _load_object(payload, MAX_CMD_BYTES)
     raw_items = _require(data, "items", list)
     room, ts = data.get("room"), data.get("ts")
+    open_min, rel_min = data.get("open"), data.get("rel")
     items: list[ScheduleItem] = []
     dropped = 0
     for raw in raw_items:
@@ -538,6 +603,15 @@ def decode_schedule(payload: bytes) -> Schedule:
         ts_ms=ts if _is_uint53(ts) else None,
         items=tuple(items[:MAX_SCHEDULE_ITEMS]),
         dropped=dropped,
+        checkin_open_min=open_min if _is_room_minutes(open_min) else None,
+        release_after_min=rel_min if _is_room_minutes(rel_min) else None,
+        private=data.get("priv") is True,
+    )
+
+
+def _is_room_minutes(value: object) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ROOM_RULE_MIN
     )
 
 
@@ -555,7 +629,7 @@ def _schedule_item(raw: object) -> ScheduleItem | None:
         return None
     if isinstance(start, bool) or isinstance(end, bool) or not 0 <= start < end <= MAX_SAFE_INT:
         return None
-    title, organiser = raw.get("title"), raw.get("by")
+    title, organiser, state = raw.get("title"), raw.get("by"), raw.get("st")
     return ScheduleItem(
         booking=booking,
         title=title if isinstance(title, str) else "",
@@ -563,4 +637,5 @@ def _schedule_item(raw: object) -> ScheduleItem | None:
         end_ms=end,
         organiser=organiser if isinstance(organiser, str) else None,
         checked_in=raw.get("in") is True,
+        state=state if isinstance(state, str) else None,
     )

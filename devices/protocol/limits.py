@@ -43,3 +43,14 @@ MAX_ROOM_CHARS = 64
 MAX_TITLE_CHARS = 64
 MAX_ORGANISER_CHARS = 64
 MAX_SCHEDULE_ITEMS = 24
+MAX_ROOM_RULE_MIN = 240  # a schedule's "open" and "rel", as rooms.* config allows
+
+# Must-read notices (cmd/notice) and their receipts (evt/receipt). A device shows its pending
+# notices one after another until a person acknowledges each; four is what a panel's or a
+# terminal's screen can cycle through without the oldest being forgotten, and four items of
+# the longest text still fit MAX_CMD_BYTES.
+MAX_NOTICE_ITEMS = 4
+MAX_NOTICE_ID_CHARS = 64
+MAX_NOTICE_TITLE_CHARS = 64
+MAX_NOTICE_TEXT_CHARS = 280
+MAX_NOTICE_FROM_CHARS = 64

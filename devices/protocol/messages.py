@@ -36,6 +36,12 @@ class ButtonAction(enum.StrEnum):
     CANCEL = "cancel"
 
 
+class QueryTopic(enum.StrEnum):
+    """What a person can ask a terminal (the ``q`` of a ``query`` event)."""
+
+    LEAVE = "leave"
+
+
 @dataclass(frozen=True, slots=True)
 class GpsFix:
     """Where a terminal was when it read a credential.
@@ -124,7 +130,38 @@ class ButtonBody:
         return out
 
 
-Body = PunchBody | CheckinBody | ButtonBody
+@dataclass(frozen=True, slots=True)
+class QueryBody:
+    """A person asked the terminal something (v1: their leave balance), showing a credential
+    as for a punch. Nothing is clocked: the answer is the ack's verdict, and the gateway keeps
+    the question only locally, for a resend to be answered the same and for facilities to see
+    who asked."""
+
+    credential_type: CredentialType
+    credential: str
+    q: QueryTopic
+
+    def to_wire(self) -> dict[str, Any]:
+        return {str(self.credential_type): self.credential, "q": str(self.q)}
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptBody:
+    """A person acknowledged a must-read notice on the device (docs/notices.md): ``notice`` is
+    the notice's id as ``cmd/notice`` gave it, ``by`` the card or employee number the person
+    showed to acknowledge it, when the device asked for one (None otherwise)."""
+
+    notice: str
+    by: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"notice": self.notice}
+        if self.by is not None:
+            out["by"] = self.by
+        return out
+
+
+Body = PunchBody | CheckinBody | ButtonBody | QueryBody | ReceiptBody
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +239,9 @@ class Verdict:
         )
 
 
-# What an accepted punch meant, for a device to say in its own words (Verdict.cls).
-VERDICT_CLASSES = ("in", "out", "late", "left_early", "repeat", "no_shift")
+# What an accepted punch meant, for a device to say in its own words (Verdict.cls); "balance"
+# answers a leave-balance query, its text the balances ("annual 7.5 d, sick 12 h").
+VERDICT_CLASSES = ("in", "out", "late", "left_early", "repeat", "no_shift", "balance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,9 +328,12 @@ class ScheduleItem:
     end_ms: int
     organiser: str | None = None
     checked_in: bool = False
+    # The booking's state at the gateway (SCHEDULE_STATES), so a panel can light amber while
+    # check-in is open; None (not sent) from a gateway without a room service.
+    state: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.booking,
             "title": self.title,
             "start": self.start_ms,
@@ -300,6 +341,14 @@ class ScheduleItem:
             "by": self.organiser,
             "in": self.checked_in,
         }
+        if self.state is not None:
+            out["st"] = self.state
+        return out
+
+
+# What a schedule item's ``st`` says: not yet open for check-in, open for check-in (before or
+# after start, until the no-show release), checked in. Released and ended bookings are not sent.
+SCHEDULE_STATES = ("upcoming", "open", "in")
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,11 +363,24 @@ class Schedule:
     ts_ms: int | None
     items: tuple[ScheduleItem, ...] = ()
     dropped: int = 0
+    # The room's rules, so a panel that goes offline can still open check-in and show a no-show
+    # release on time (``open``, ``rel``: minutes before and after start), and whether it must
+    # hide meeting subjects (``priv``). Sent only when set.
+    checkin_open_min: int | None = None
+    release_after_min: int | None = None
+    private: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "v": PROTOCOL_VERSION,
             "room": self.room,
             "ts": self.ts_ms,
             "items": [item.to_wire() for item in self.items],
         }
+        if self.checkin_open_min is not None:
+            out["open"] = self.checkin_open_min
+        if self.release_after_min is not None:
+            out["rel"] = self.release_after_min
+        if self.private:
+            out["priv"] = True
+        return out

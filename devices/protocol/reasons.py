@@ -54,6 +54,15 @@ class ReasonCode(enum.StrEnum):
     GPS_FUTURE = "gps_future"
     GPS_IMPOSSIBLE_SPEED = "gps_impossible_speed"
     REPEAT_PUNCH = "repeat_punch"
+    # Refused by the meeting-room service (docs/meeting-rooms.md); the verdict says what to do.
+    ROOM_BUSY = "room_busy"
+    BOOKING_NOT_FOUND = "booking_not_found"
+    BOOKING_RELEASED = "booking_released"
+    BOOKING_ENDED = "booking_ended"
+    CHECKIN_NOT_OPEN = "checkin_not_open"
+    DURATION_NOT_OFFERED = "duration_not_offered"
+    # Refused by the must-read notice service (docs/notices.md).
+    NOTICE_UNKNOWN = "notice_unknown"
 
     @classmethod
     def parse(cls, value: object) -> ReasonCode | None:
@@ -123,4 +132,12 @@ MEANINGS: dict[ReasonCode, str] = {
     "an impossible speed.",
     ReasonCode.REPEAT_PUNCH: "The same person punched moments ago; the first punch stands and "
     "nothing new is recorded.",
+    ReasonCode.ROOM_BUSY: "The room is not free for that long: another booking starts first.",
+    ReasonCode.BOOKING_NOT_FOUND: "The panel named a booking this room does not have (any more).",
+    ReasonCode.BOOKING_RELEASED: "Nobody checked in in time and the booking was released; the "
+    "room may be booked again.",
+    ReasonCode.BOOKING_ENDED: "The booking is over (it ended, or was ended early).",
+    ReasonCode.CHECKIN_NOT_OPEN: "Check-in to this booking has not opened yet.",
+    ReasonCode.DURATION_NOT_OFFERED: "The panel asked for a length the room does not offer.",
+    ReasonCode.NOTICE_UNKNOWN: "The receipt names a notice this device was never sent.",
 }

@@ -1,6 +1,6 @@
-"""The firmware's codec (``firmware/lib/tack/codec.py``, with ``codec_panel.py``,
-``schedule.py`` and ``protocol.py``) against the shared vectors: one pytest case per vector, so
-a failing vector is visible by name.
+"""The firmware's codec (``firmware/lib/tack/codec.py``, with ``codec_panel.py``, ``query.py``,
+``codec_notice.py``, ``schedule.py`` and ``protocol.py``) against the shared vectors: one
+pytest case per vector, so a failing vector is visible by name.
 
 ``firmware/tests/test_codec.py`` checks each vector file in one MicroPython test function. Here
 the same checks run once more, compiled with ``mpy-cross`` as they are for a board, in a 64 KiB
@@ -34,7 +34,10 @@ from devices.protocol import (
     PhotoRef,
     Presence,
     PunchBody,
+    QueryBody,
+    QueryTopic,
     ReasonCode,
+    ReceiptBody,
     dumps,
     encode_event,
     encode_presence,
@@ -46,6 +49,8 @@ from tests.protocol.support import VECTOR_FILES, VECTORS_DIR, Case, load_cases
 # decodes topics, acks and commands: every case. (firmware/tests/test_codec.py: CHECKS.)
 _CANONICAL_ONLY = {"events_v1.json", "presence_v1.json", "frames_v1.json"}
 HEAP = "64K"
+# The firmware modules that encode and decode the wire protocol.
+_CODEC_MODULES = ("codec", "codec_panel", "query", "codec_notice", "schedule", "protocol")
 
 
 def _checked(filename: str, case: Case) -> bool:
@@ -90,9 +95,11 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     way they fit a 64 KiB heap: compiling the source takes more than that)."""
     out = tmp_path_factory.mktemp("mpy-codec")
     _compile(FIRMWARE / "lib" / "tack" / "__init__.py", out / "tack" / "__init__.mpy")
-    for name in ("codec", "codec_panel", "schedule", "protocol"):
+    for name in _CODEC_MODULES:
         _compile(FIRMWARE / "lib" / "tack" / f"{name}.py", out / "tack" / f"{name}.mpy")
     _compile(FIRMWARE / "tests" / "test_codec.py", out / "test_codec.mpy")
+    # The reason codes are data the codec reads from flash, beside its bytecode.
+    shutil.copy(FIRMWARE / "lib" / "tack" / "reasons.txt", out / "tack" / "reasons.txt")
     return out
 
 
@@ -149,6 +156,7 @@ def test_firmware_reason_codes_are_the_references(report: Report) -> None:
 def test_firmware_kinds_and_buttons_are_the_references(report: Report) -> None:
     assert report.lists["KINDS"] == list(BODY_DECODERS)
     assert report.lists["BUTTONS"] == [str(b) for b in ButtonAction]
+    assert report.lists["QUERIES"] == [str(q) for q in QueryTopic]
 
 
 def test_firmware_limits_are_the_references(report: Report) -> None:
@@ -175,7 +183,7 @@ def _ident(rng: random.Random, most: int) -> str:
 
 def _random_event(rng: random.Random) -> Envelope:
     kind = rng.choice(list(BODY_DECODERS))
-    body: PunchBody | CheckinBody | ButtonBody
+    body: PunchBody | CheckinBody | ButtonBody | QueryBody | ReceiptBody
     if kind == "punch":
         gps = (
             GpsFix(
@@ -197,6 +205,10 @@ def _random_event(rng: random.Random) -> Envelope:
         body = PunchBody(rng.choice(list(CredentialType)), _ident(rng, 32), gps, photo)
     elif kind == "checkin":
         body = CheckinBody(_ident(rng, 64))
+    elif kind == "query":
+        body = QueryBody(rng.choice(list(CredentialType)), _ident(rng, 32), QueryTopic.LEAVE)
+    elif kind == "receipt":
+        body = ReceiptBody(_ident(rng, 64), rng.choice([None, _ident(rng, 32)]))
     else:
         body = ButtonBody(
             rng.choice(list(ButtonAction)),
@@ -276,6 +288,6 @@ def test_firmware_encoder_writes_the_references_bytes_for_random_messages(tmp_pa
 
 
 def test_codec_compiles_for_a_board(tmp_path: Path) -> None:
-    for name in ("codec", "codec_panel", "schedule", "protocol"):
+    for name in _CODEC_MODULES:
         _compile(FIRMWARE / "lib" / "tack" / f"{name}.py", tmp_path / f"{name}.mpy")
         assert (tmp_path / f"{name}.mpy").stat().st_size > 0

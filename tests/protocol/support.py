@@ -27,10 +27,15 @@ from devices.protocol import (
     CredentialType,
     Envelope,
     GpsFix,
+    NoticeItem,
+    Notices,
     PhotoRef,
     Presence,
     PunchBody,
+    QueryBody,
+    QueryTopic,
     ReasonCode,
+    ReceiptBody,
     Schedule,
     ScheduleItem,
     Verdict,
@@ -112,6 +117,14 @@ def expected_body(kind: str, b: Case) -> Body:
         return ButtonBody(
             button=ButtonAction(b["button"]), booking=b["booking"], minutes=b["minutes"]
         )
+    if kind == "receipt":
+        return ReceiptBody(notice=b["notice"], by=b["by"])
+    if kind == "query":
+        return QueryBody(
+            credential_type=CredentialType(b["credential_type"]),
+            credential=b["credential"],
+            q=QueryTopic(b["q"]),
+        )
     gps, photo = b["gps"], b["photo"]
     return PunchBody(
         credential_type=CredentialType(b["credential_type"]),
@@ -155,10 +168,32 @@ def expected_schedule(expect: Case) -> Schedule:
                 end_ms=i["end_ms"],
                 organiser=i["organiser"],
                 checked_in=i["checked_in"],
+                state=i.get("state"),
             )
             for i in s["items"]
         ),
         dropped=s["dropped"],
+        checkin_open_min=s.get("checkin_open_min"),
+        release_after_min=s.get("release_after_min"),
+        private=s.get("private", False),
+    )
+
+
+def expected_notices(expect: Case) -> Notices:
+    n = expect["notices"]
+    return Notices(
+        ts_ms=n["ts_ms"],
+        items=tuple(
+            NoticeItem(
+                notice_id=i["notice_id"],
+                title=i["title"],
+                text=i["text"],
+                ts_ms=i["ts_ms"],
+                sender=i["sender"],
+            )
+            for i in n["items"]
+        ),
+        dropped=n["dropped"],
     )
 
 
@@ -213,11 +248,14 @@ SCHEMA_NAMES = (
     "punch",
     "checkin",
     "button",
+    "query",
+    "receipt",
     "ack",
     "presence",
     "frame",
     "time",
     "schedule",
+    "notice",
 )
 
 

@@ -10,15 +10,24 @@ from devices.protocol import (
     ProtocolError,
     ReasonCode,
     ScheduleItem,
+    decode_notice,
     decode_schedule,
     decode_time,
+    encode_notice,
     encode_schedule,
     encode_time,
 )
-from tests.protocol.support import Case, expected_schedule, load_cases, params, payload_of
+from tests.protocol.support import (
+    Case,
+    expected_notices,
+    expected_schedule,
+    load_cases,
+    params,
+    payload_of,
+)
 
 FILE = "commands_v1.json"
-DECODERS = {"time": decode_time, "schedule": decode_schedule}
+DECODERS = {"time": decode_time, "schedule": decode_schedule, "notice": decode_notice}
 
 
 @pytest.mark.parametrize("case", params(FILE))
@@ -33,6 +42,8 @@ def test_command_vector(case: Case) -> None:
         return
     if case["command"] == "time":
         assert decode_time(payload_of(case)) == expect["ts_ms"]
+    elif case["command"] == "notice":
+        assert decode_notice(payload_of(case)) == expected_notices(expect)
     else:
         assert decode_schedule(payload_of(case)) == expected_schedule(expect)
 
@@ -43,12 +54,25 @@ def test_canonical_command_is_what_the_gateway_writes(case: Case) -> None:
     if case["command"] == "time":
         assert encode_time(expect["ts_ms"]) == payload_of(case)
         return
+    if case["command"] == "notice":
+        notices = expected_notices(expect)
+        assert notices.ts_ms is not None
+        assert encode_notice(notices.ts_ms, notices.items) == payload_of(case)
+        return
     schedule = expected_schedule(expect)
     assert schedule.ts_ms is not None
-    assert encode_schedule(schedule.room, schedule.ts_ms, schedule.items) == payload_of(case)
+    written = encode_schedule(
+        schedule.room,
+        schedule.ts_ms,
+        schedule.items,
+        checkin_open_min=schedule.checkin_open_min,
+        release_after_min=schedule.release_after_min,
+        private=schedule.private,
+    )
+    assert written == payload_of(case)
 
 
-@pytest.mark.parametrize("command", ["time", "schedule"])
+@pytest.mark.parametrize("command", ["time", "schedule", "notice"])
 def test_each_command_has_canonical_tolerant_and_refused_vectors(command: str) -> None:
     cases = [c for c in load_cases(FILE) if c["command"] == command]
     assert any(c.get("canonical") for c in cases)

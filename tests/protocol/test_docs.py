@@ -62,7 +62,7 @@ def test_topics_table_lists_every_topic_of_the_protocol() -> None:
     listed = re.findall(r"^\| `tack/v1/\{site\}/\{device_id\}/(\w+/\w+)` \|", _section(1), re.M)
     events = {f"evt/{kind}" for kind in BODY_DECODERS}
     assert sorted(listed) == sorted(
-        events | {"evt/frame", "cmd/ack", "cmd/time", "cmd/schedule", "state/online"}
+        events | {"evt/frame", "cmd/ack", "cmd/time", "cmd/schedule", "cmd/notice", "state/online"}
     )
 
 

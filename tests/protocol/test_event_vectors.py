@@ -65,7 +65,7 @@ def test_every_decode_reason_has_a_vector() -> None:
     assert seen == DECODE_EVENT_REASONS
 
 
-@pytest.mark.parametrize("kind", ["punch", "checkin", "button"])
+@pytest.mark.parametrize("kind", ["punch", "checkin", "button", "query", "receipt"])
 def test_every_kind_has_canonical_and_refused_vectors(kind: str) -> None:
     cases = [c for c in load_cases(FILE) if c["topic"].endswith(f"/evt/{kind}")]
     assert any(c.get("canonical") and c["expect"]["envelope"]["kind"] == kind for c in cases)

@@ -64,6 +64,8 @@ _BODIES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "punch": ({"card": "04A1B2C3", "gps": {}, "photo": {}}, ["emp", "y"]),
     "checkin": ({"booking": "bk-1"}, ["y"]),
     "button": ({"button": "extend", "booking": "bk-1", "minutes": 15}, ["y"]),
+    "query": ({"card": "04A1B2C3", "q": "leave"}, ["emp", "y"]),
+    "receipt": ({"notice": "n-1", "by": "04A1B2C3"}, ["y"]),
 }
 _GPS: dict[str, Any] = {
     "lat": 312304000,
@@ -108,7 +110,7 @@ _scalars = (
     | st.text(alphabet="Aa0_-/ +#\né", max_size=70)
     # The edges of the panel's and the gps fields' ranges.
     | st.sampled_from([480, 481, 65536, 65537, 900_000_001, -1_800_000_001, 100_001, _SHA])
-    | st.sampled_from(["checkin", "button", "book", "snooze", _SHA.upper(), "bk-1"])
+    | st.sampled_from(["checkin", "button", "book", "snooze", _SHA.upper(), "bk-1", "leave"])
     | st.sampled_from(["gps", "Gps", "gps\n", "a" * 16, "a" * 17, "9g", "wi-fi"])
 )
 _json = st.recursive(

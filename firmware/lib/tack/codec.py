@@ -8,7 +8,7 @@ reports the reason codes the reference reports, tolerantly where the protocol sa
 time), so a newer gateway still reaches an older device.
 
 Only what both applications need at run time is here, because every function and string of a
-loaded module stays on the heap: the panel's schedule reader is ``tack.schedule`` and its event bodies ``tack.codec_panel``, and topic
+loaded module stays on the heap: the panel's schedule reader is ``tack.schedule`` and its event bodies (and the terminal's rare query's) ``tack.codec_panel``, and topic
 parsing with the table of protocol limits (for tests and tools) is ``tack.protocol``. The limits
 used here are ``const()`` (inlined, no heap); the vectors pin them.
 """
@@ -30,21 +30,13 @@ _MAX_GPS_ACC_M = const(100000)
 # 2**53 - 1: not a small int on a 32-bit port, so not a const().
 MAX_SAFE_INT = 9007199254740991
 
-# The protocol's words as space-separated strings, searched by _is_one_of(): a tuple of strings
-# would cost a str object per word (tack.protocol splits them into tuples for the tests).
-# Every reason code, in the order of devices/protocol/reasons.py:
-REASONS = (
-    " ok duplicate malformed_json not_an_object missing_field wrong_type invalid_value"
-    " unsupported_version payload_too_large bad_topic topic_mismatch device_mismatch unknown_kind"
-    " unknown_device device_revoked unknown_credential person_inactive image_corrupt"
-    " image_too_large face_not_found face_multiple face_too_small face_blurry face_too_dark"
-    " face_not_enrolled face_mismatch face_unknown frame_replayed busy store_unavailable"
-    " internal_error outside_geofence gps_inaccurate gps_missing gps_mock gps_stale gps_future"
-    " gps_impossible_speed repeat_punch "
-)
+# Every reason code, one a line in the order of devices/protocol/reasons.py, is in
+# tack/reasons.txt: read from flash per ack (known_reason), because as a string in the code the
+# list would hold a KB of heap for good, and it grows with the protocol.
+_REASONS_FILE = "/reasons.txt"
 # Keep the message and send it again later:
 TRANSIENT = " busy store_unavailable internal_error "
-KINDS = " punch checkin button "
+# The event kinds are tack.codec_panel.KINDS: only a kind other than punch needs the list.
 
 
 class ProtocolError(ValueError):
@@ -76,6 +68,23 @@ def _is_one_of(value, words):
     """True if ``value`` is one of the space-separated ``words`` (a str starting and ending
     with a space), as a whole word."""
     return type(value) is str and value != "" and " " not in value and words.find(" " + value + " ") >= 0
+
+
+def known_reason(reason):
+    """True if ``reason`` is exactly one of the protocol's reason codes (tack/reasons.txt).
+    Without the file every reason is taken as given: holding every message for ever would be
+    worse than trusting the gateway."""
+    if type(reason) is not str or reason == "":
+        return False
+    line = reason + "\n"
+    try:
+        with open(__file__.rsplit("/", 1)[0] + _REASONS_FILE) as f:
+            for known in f:
+                if known == line:
+                    return True
+    except OSError:
+        return True
+    return False
 
 
 # --- encoding -------------------------------------------------------------------------------
@@ -129,12 +138,12 @@ def encode_event(msg_id, dev, seq, ts_ms, kind, body):
 
     ``body`` is a dict: ``{"card": c}`` or ``{"emp": e}``, with optional ``"gps"``
     (``{"lat", "lon", "acc"?, "ts"?, "prov"?, "mock"?}``, integers but prov and mock) and ``"photo"`` (``{"len", "sha256"}``) for a
-    punch; ``{"booking": b}`` for a checkin; ``{"button": name, "booking"?, "minutes"?}``. Numbers
+    punch; ``{"card" or "emp": c, "q": "leave"}`` for a query; ``{"booking": b}`` for a checkin;
+    ``{"button": name, "booking"?, "minutes"?}``. Numbers
     out of their range are refused here (ValueError) rather than by the gateway, which would
     drop the whole punch for a bad gps fix.
     """
-    if not _is_one_of(kind, KINDS):
-        raise ValueError(why("co_kind", kind, KINDS.strip()))
+    # A kind other than punch is checked by tack.codec_panel, before anything is returned.
     # Pieces joined once: a device's heap is better spent than on a copy per field.
     out = ['{"v":1,"id":', _str(msg_id, "msg id"), ',"dev":', _str(dev, "device id"), ',"seq":',
            _int(seq, "seq"), ',"ts":', _int(ts_ms, "ts"), ',"kind":"', kind, '","body":']
@@ -180,7 +189,8 @@ def encode_event(msg_id, dev, seq, ts_ms, kind, body):
             add('"')
             add("}")
     else:
-        # The panel's bodies: a terminal never sends them, so never loads their code.
+        # The panel's bodies and the terminal's rare query: a terminal loads their code only
+        # for a query, and tack.query unloads it again.
         from tack import codec_panel
 
         codec_panel.body(kind, body, add)
@@ -257,7 +267,7 @@ def decode_ack(payload):
     if status != "accepted" and status != "duplicate" and status != "rejected":
         raise ProtocolError("invalid_value", "status", why("co_status"))
     reason = data.get("reason")
-    if not _is_one_of(reason, REASONS):  # also a non-string
+    if not known_reason(reason):  # also a non-string
         reason = "internal_error"
     raw = data.get("verdict")
     verdict = None

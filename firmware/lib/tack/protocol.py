@@ -25,10 +25,14 @@ MAX_LON_E7 = 1800000000
 MAX_GPS_ACC_M = 100000
 
 # The codec's word lists as tuples (and MAX_SAFE_INT, re-exported with the other limits).
-REASONS = tuple(codec.REASONS.split())
+def reasons():
+    """Every reason code, in order (tack/reasons.txt): read when asked, not held."""
+    with open(codec.__file__.rsplit("/", 1)[0] + "/reasons.txt") as f:
+        return tuple(line.strip() for line in f if line.strip())
 TRANSIENT = tuple(codec.TRANSIENT.split())
 BUTTONS = tuple(codec_panel.BUTTONS.split())
-KINDS = tuple(codec.KINDS.split())
+KINDS = tuple(codec_panel.KINDS.split())
+QUERIES = tuple(codec_panel.QUERIES.split())
 
 _TOPIC_KINDS = ("evt", "cmd", "state")
 

@@ -19,7 +19,8 @@ def _uint53(value):
 def decode_schedule(payload):
     """Read a ``cmd/schedule`` tolerantly (docs section 5, "Reading a schedule").
 
-    Returns ``{"room", "ts", "items": [{"id", "title", "start", "end", "by", "in"}], "dropped"}``:
+    Returns ``{"room", "ts", "items": [{"id", "title", "start", "end", "by", "in", "st"}],
+    "dropped", "open", "rel", "priv"}``:
     unreadable items are dropped and counted, the rest put in order of start (stable) and the
     first 24 kept. Only a missing or non-list ``items`` is refused: the panel keeps what it had.
     """
@@ -39,7 +40,7 @@ def decode_schedule(payload):
         if not valid_id(bid, _MAX_BOOKING_CHARS):
             dropped += 1
             continue
-        title, by = raw.get("title"), raw.get("by")
+        title, by, st = raw.get("title"), raw.get("by"), raw.get("st")
         item = {
             "id": bid,
             "title": title if type(title) is str else "",
@@ -47,6 +48,7 @@ def decode_schedule(payload):
             "end": end,
             "by": by if type(by) is str else None,
             "in": raw.get("in") is True,
+            "st": st if type(st) is str else None,
         }
         # Insertion sort: stable (MicroPython's list.sort is not), and there are few items.
         i = len(items)
@@ -58,9 +60,13 @@ def decode_schedule(payload):
     if len(items) > _MAX_SCHEDULE_ITEMS:
         dropped += len(items) - _MAX_SCHEDULE_ITEMS
         del items[_MAX_SCHEDULE_ITEMS:]
+    op, rel = data.get("open"), data.get("rel")
     return {
         "room": room if type(room) is str else "",
         "ts": ts if _uint53(ts) else None,
         "items": items,
         "dropped": dropped,
+        "open": op if type(op) is int and 0 <= op <= 240 else None,
+        "rel": rel if type(rel) is int and 0 <= rel <= 240 else None,
+        "priv": data.get("priv") is True,
     }
