@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from cloud_bridge.adapter import RosterPage
+from cloud_bridge.adapter import RosterPage, UploadOutcome
 from gateway.attendance.balances import LeaveBalance
 from gateway.attendance.policy import Shift
+from gateway.notices.store import OutReceipt
 from gateway.store.rooms import Booking, Room
 from gateway.verify.geo.fence import Geofence
 
@@ -70,6 +71,58 @@ class RoomSource(Protocol):
     async def bookings(self, cursor: str | None, since_ms: int) -> BookingPage: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RoomChange:
+    """A change made at a room panel (gateway/rooms/), for the backend: ``op`` is ``checkin``,
+    ``release`` (a no-show), ``book`` (a new booking, ``start_ms``..``end_ms``), ``extend``
+    or ``end`` (the new ``end_ms``), or ``cancel``. ``key`` is unique per change, for ever."""
+
+    key: str
+    op: str
+    booking_id: str
+    room_id: str
+    start_ms: int | None = None
+    end_ms: int | None = None
+    at_ms: int | None = None
+
+
+@runtime_checkable
+class RoomWriter(Protocol):
+    """Writes a room change back. The backend must apply a ``key`` once, however often it is
+    sent: an answer lost on the way is followed by the same call again."""
+
+    async def write_room_change(self, change: RoomChange) -> None: ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Sends ``text`` to ``user_ids`` (roster person ids) as a work notification, once per
+    ``key`` (a meeting reminder: gateway/rooms/)."""
+
+    async def notify(self, key: str, user_ids: Sequence[str], text: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptResult:
+    """The backend's answer for one receipt (``key``: its idempotency key). ``outcome`` as for
+    records: accepted or duplicate (stored), refused (for good, with ``reason``) or retry."""
+
+    key: str
+    outcome: UploadOutcome
+    reason: str = ""
+    retry_after_s: float | None = None
+    cause: str = ""  # a short label for logs and counters, as cause_of() gives
+
+
+@runtime_checkable
+class ReceiptSink(Protocol):
+    """Stores must-read notice receipts (gateway/notices/), one result per receipt in the
+    order given. The backend must store an ``idempotency_key`` once however often it is sent:
+    an answer lost on the way is followed by the same receipt again."""
+
+    async def upload_receipts(self, receipts: Sequence[OutReceipt]) -> list[ReceiptResult]: ...
+
+
 @runtime_checkable
 class LeaveBalanceSource(Protocol):
     """What each of ``person_ids`` has left of each kind of leave."""
@@ -83,6 +136,9 @@ CAPABILITIES: dict[str, type] = {
     "shifts": ShiftSource,
     "rooms": RoomSource,
     "leave_balances": LeaveBalanceSource,
+    "room_writes": RoomWriter,
+    "notify": Notifier,
+    "receipts": ReceiptSink,
 }
 
 

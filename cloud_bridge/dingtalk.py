@@ -32,10 +32,11 @@ from cloud_bridge.adapter import (
     cause_of,
     map_httpx_error,
 )
-from cloud_bridge.capabilities import BookingPage
+from cloud_bridge.capabilities import BookingPage, ReceiptResult, RoomChange
 from cloud_bridge.ratelimit import TokenBucket
 from gateway.attendance.balances import LeaveBalance
 from gateway.attendance.policy import Shift
+from gateway.notices.store import OutReceipt
 from gateway.store.records import OutRecord
 from gateway.store.rooms import Room
 from gateway.store.roster import Person
@@ -47,6 +48,12 @@ TOKEN_PATH = "/gettoken"
 UPLOAD_PATH = "/topapi/attendance/record/upload"
 USER_LIST_PATH = "/topapi/v2/user/list"
 LEAVE_STATUS_PATH = "/topapi/attendance/getleavestatus"
+# Meeting-room write-back: modelled on DingTalk's style, not a documented DingTalk path (its
+# meeting-room write APIs differ per edition); the simulator implements it.
+ROOM_CHANGE_PATH = "/topapi/meetingroom/booking/change"
+# DingTalk's work notification API (real path; body simplified, plus our idempotency key).
+NOTIFY_PATH = "/topapi/message/corpconversation/asyncsend_v2"
+NOTIFY_AGENT_ID = 0  # the micro-app that sends; a real tenant has its own (modelled)
 LEAVE_USERS_PER_CALL = 100  # getleavestatus takes at most 100 userids
 LEAVE_PAGE_SIZE = 20  # and pages its answer 20 records at a time
 DEFAULT_MAX_PHOTO_BYTES = 4_000_000  # face.max_bytes' default; the runner passes the setting
@@ -79,6 +86,9 @@ _RETRY_AFTER_S = {ERR_RATE_LIMITED: RATE_LIMIT_RETRY_S, ERR_QUOTA_EXCEEDED: QUOT
 UPLOADABLE_KINDS = frozenset({"punch"})
 CALLS_PER_S = 20.0  # the upload API's rate limit per app on DingTalk's standard tier
 UPLOAD_API = "upload"
+# Must-read notice receipts (gateway/notices/): a modelled path in the style of DingTalk's
+# blackboard (公告) APIs, which have no public receipt upload; docs/cloud-bridge.md.
+RECEIPT_PATH = "/topapi/blackboard/receipt/upload"
 # Told about every API call: (api, result), where result is "ok" or a cause_of() label.
 CallObserver = Callable[[str, str], None]
 
@@ -622,6 +632,79 @@ class DingTalkAdapter:
                     break
                 offset += len(items)
         return out
+
+    # -- meeting-room write-back and reminders (modelled paths: docs/cloud-bridge.md) --------
+
+    async def write_room_change(self, change: RoomChange) -> None:
+        """One panel change; the key makes a repeat (after a lost answer) harmless."""
+        body: dict[str, Any] = {
+            "idempotency_key": change.key,
+            "op": change.op,
+            "booking_id": change.booking_id,
+            "room_id": change.room_id,
+        }
+        for name, value in (
+            ("start_time", change.start_ms),
+            ("end_time", change.end_ms),
+            ("at_time", change.at_ms),
+        ):
+            if value is not None:
+                body[name] = value
+        await self._result(ROOM_CHANGE_PATH, f"writing room change {change.key}", body)
+
+    async def notify(self, key: str, user_ids: Sequence[str], text: str) -> None:
+        """A work notification (DingTalk's asyncsend_v2, text message) to ``user_ids``."""
+        body = {
+            "agent_id": NOTIFY_AGENT_ID,
+            "userid_list": ",".join(user_ids),
+            "msg": {"msgtype": "text", "text": {"content": text}},
+            "idempotency_key": key,
+        }
+        action = f"sending reminder {key}"
+        async with self._slots:
+            data = await self._call("POST", NOTIFY_PATH, action=action, json=body)
+        code = data["errcode"]
+        if code != ERR_OK:
+            raise CloudResponseError(
+                f"{action}: errcode {code}: {data.get('errmsg', '')}",
+                errcode=code,
+                retry_after_s=_RETRY_AFTER_S.get(code),
+                transient=code not in _PERMANENT_ERRCODES,
+            )
+
+    async def upload_receipts(self, receipts: Sequence[OutReceipt]) -> list[ReceiptResult]:
+        """One call per receipt (``concurrency`` at a time), one result per receipt in order;
+        a failed call is that receipt's ``retry``, never an exception."""
+
+        async def one(r: OutReceipt) -> ReceiptResult:
+            body: dict[str, Any] = {
+                "idempotency_key": r.idempotency_key,
+                "notice_id": r.notice_id,
+                "device_id": r.device_id,
+                "read_time": r.receipt_ts_ms,
+            }
+            if r.person_id:
+                body["userid"] = r.person_id
+            if r.by:
+                body["reader_credential"] = r.by
+            action = f"uploading receipt {r.idempotency_key}"
+            try:
+                async with self._slots:
+                    data = await self._call("POST", RECEIPT_PATH, action=action, json=body)
+            except CloudError as exc:
+                return ReceiptResult(
+                    r.idempotency_key,
+                    UploadOutcome.RETRY,
+                    exc.message,
+                    exc.retry_after_s,
+                    cause_of(exc),
+                )
+            result = _upload_result(0, data)
+            return ReceiptResult(
+                r.idempotency_key, result.outcome, result.reason, result.retry_after_s, result.cause
+            )
+
+        return list(await asyncio.gather(*(one(r) for r in receipts)))
 
 
 def _upload_result(record_id: int, data: dict[str, Any]) -> UploadResult:

@@ -44,7 +44,9 @@ from cloud_bridge.adapter import (
 )
 from cloud_bridge.downsync import DownSync
 from cloud_bridge.metrics import BridgeMetrics, DrainMeter
+from cloud_bridge.receipts import ReceiptSync
 from cloud_bridge.registry import load_adapter
+from cloud_bridge.roomsync import RoomSync
 from devices.protocol.errors import TackError
 from gateway.attendance.leave import LeaveDay, upsert_leave
 from gateway.config import TackSettings
@@ -187,6 +189,8 @@ class Bridge:
         self._tz = ZoneInfo(settings.attendance.timezone)
         self.metrics = BridgeMetrics(metrics_registry)
         self._drain = DrainMeter()
+        self.rooms: RoomSync | None = None
+        self.receipts: ReceiptSync | None = None  # must-read receipts: cloud_bridge/receipts.py
 
     @property
     def state(self) -> BridgeState:
@@ -300,6 +304,29 @@ class Bridge:
             asyncio.create_task(self._upload_loop(stop), name=f"{self._name}.upload"),
             asyncio.create_task(self._roster_loop(stop), name=f"{self._name}.roster"),
         }
+        rooms = RoomSync(
+            self._adapter,
+            clock=self._clock,
+            backoff_base_s=self._backoff_base_s,
+            backoff_max_s=self._cfg.backoff_max_s,
+        )
+        if rooms.supported:  # the room service's outbox: gateway/rooms/, cloud_bridge/roomsync.py
+            self.rooms = rooms
+            loops.add(
+                asyncio.create_task(self._rooms_loop(stop, rooms), name=f"{self._name}.rooms")
+            )
+        receipts = ReceiptSync(
+            self._adapter,
+            store=self._store,
+            backoff=self._backoff_s,
+            wait=lambda stop, timeout_s: self._wait(stop, timeout_s, wakeable=False),
+            interval_s=self._cfg.interval_s,
+            batch_size=self._adapter.batch_size if self._adapter is not None else 1,
+            site=self.site,
+        )
+        if receipts.supported:
+            self.receipts = receipts
+            loops.add(asyncio.create_task(receipts.run(stop), name=f"{self._name}.receipts"))
         stopper = asyncio.create_task(stop.wait(), name=f"{self._name}.stop")
         try:
             done, _ = await asyncio.wait({*loops, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -339,6 +366,19 @@ class Bridge:
         if retry_after_s is not None:
             delay_s = max(delay_s, min(retry_after_s, cap_s))
         return delay_s
+
+    async def _rooms_loop(self, stop: asyncio.Event, rooms: RoomSync) -> None:
+        """Drain the room outbox every ``bridge.interval_s``; the rows carry their own retry
+        times, so a failure here only waits for the next round."""
+        while not stop.is_set():
+            try:
+                settled = await rooms.round(self._store)
+            except (TackError, sqlite3.Error) as exc:
+                log.error("room write-back round failed: %s", exc, extra={"site": self.site})
+                self._note_error(f"rooms: {exc}")
+                settled = 0
+            if not settled:
+                await self._wait(stop, self._cfg.interval_s, wakeable=False)
 
     def _note_error(self, text: str) -> None:
         self.counters.last_error = text

@@ -151,6 +151,56 @@ class FaceSettings(_Section):
     replay_window_days: float = Field(30.0, gt=0, description="How long frame hashes are kept.")
 
 
+class RoomOverride(_Section):
+    """Settings of one room (``[[rooms.room]]``) that differ from the site's defaults."""
+
+    id: str = Field(pattern=_ID_PATTERN, description="The room id, as the backend names it.")
+    checkin_open_min: int | None = Field(None, ge=0, le=240)
+    release_after_min: int | None = Field(None, ge=1, le=240)
+    calendar: str = Field("", description="CalDAV calendar path of this room, if any.")
+    private: bool | None = Field(None, description="Hide meeting titles on this room's panels.")
+
+
+class RoomsSettings(_Section):
+    """The meeting-room service (docs/meeting-rooms.md)."""
+
+    checkin_open_min: int = Field(5, ge=0, le=240, description="Check-in opens before start.")
+    release_after_min: int = Field(
+        10, ge=1, le=240, description="A booking nobody checked in to is released after start."
+    )
+    book_now_min: tuple[int, ...] = Field((15, 30, 45, 60), description="Offered durations.")
+    extend_min: tuple[int, ...] = Field((15, 30), description="Offered extensions.")
+    remind_min: tuple[int, ...] = Field((15, 5), description="Reminders before start.")
+    horizon_h: int = Field(24, ge=1, le=168, description="How far ahead a panel's schedule goes.")
+    tick_s: float = Field(15.0, gt=0, le=300, description="How often states are re-evaluated.")
+    private: bool = Field(False, description="Panels hide meeting titles (privacy mode).")
+    caldav_url: str = ""
+    caldav_username: str = ""
+    caldav_password: str = ""
+    room: tuple[RoomOverride, ...] = ()
+
+    @field_validator("book_now_min", "extend_min", "remind_min")
+    @classmethod
+    def _minutes(cls, values: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 1 <= v <= 480 for v in values):
+            raise ValueError("minutes must each be 1..480")
+        return tuple(sorted(set(values)))
+
+    @field_validator("room")
+    @classmethod
+    def _unique_rooms(cls, rooms: tuple[RoomOverride, ...]) -> tuple[RoomOverride, ...]:
+        ids = [r.id for r in rooms]
+        if len(ids) != len(set(ids)):
+            raise ValueError("each room id may appear once in [[rooms.room]]")
+        return rooms
+
+    def override(self, room_id: str) -> RoomOverride | None:
+        for r in self.room:
+            if r.id == room_id:
+                return r
+        return None
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["logfmt", "json"] = "logfmt"
@@ -170,6 +220,7 @@ class TackSettings(BaseSettings):
     log: LogSettings = LogSettings()
     face: FaceSettings = FaceSettings()
     attendance: AttendanceSettings = AttendanceSettings()
+    rooms: RoomsSettings = RoomsSettings()
 
     @classmethod
     def settings_customise_sources(

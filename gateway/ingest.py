@@ -22,12 +22,12 @@ from devices.protocol import (
     MAX_EVT_BYTES,
     Ack,
     AckStatus,
-    ButtonAction,
-    ButtonBody,
     Envelope,
     ProtocolError,
     PunchBody,
+    QueryBody,
     ReasonCode,
+    ReceiptBody,
     Topic,
     TopicKind,
     Verdict,
@@ -38,7 +38,9 @@ from devices.protocol import (
 )
 from devices.protocol.limits import MAX_SAFE_INT
 from gateway.metrics import GatewayMetrics
+from gateway.notices.service import UNKNOWN_TEXT, NoticeService
 from gateway.registry import DeviceRegistry
+from gateway.rooms import RoomService
 from gateway.store.errors import StoreError
 from gateway.store.records import NewRecord, RecordWriter, SyncState, WriteResult, now_ms
 from gateway.transport import Inbound, Transport
@@ -47,24 +49,13 @@ from gateway.verify import Decision, Verifier
 log = logging.getLogger(__name__)
 
 _REFUSED_VERDICT = Verdict(ok=False, text="Not recorded: see facilities")
-_ROOM_TEXT = {
-    ButtonAction.BOOK: "Booked",
-    ButtonAction.RELEASE: "Released",
-    ButtonAction.EXTEND: "Extended",
-    ButtonAction.CHECKIN: "Checked in",
-    ButtonAction.CANCEL: "Cancelled",
-}
-
-
-def room_decision(envelope: Envelope) -> Decision:
-    """A meeting-room panel's check-in or button press: recorded as the panel says.
-
-    Whether the booking exists, who may check in and what a press changes are the room flows'
-    business; here the event is stored (never uploaded as attendance) and acknowledged.
-    """
-    body = envelope.body
-    text = _ROOM_TEXT[body.button] if isinstance(body, ButtonBody) else "Checked in"
-    return Decision(True, ReasonCode.OK, Verdict(ok=True, text=text))
+# Check-in and button events without a room service (an Ingest built without one): refused
+# for good, so a panel does not resend what nothing here can answer.
+_NO_ROOMS = Decision(
+    False,
+    ReasonCode.BOOKING_NOT_FOUND,
+    Verdict(ok=False, text="No room service: see facilities"),
+)
 
 
 class Ingest:
@@ -79,8 +70,12 @@ class Ingest:
         metrics: GatewayMetrics,
         busy_retry_s: float,
         on_commit: Callable[[], None] | None = None,
+        notices: NoticeService | None = None,
+        rooms: RoomService | None = None,
     ) -> None:
         self._site = site
+        self._notices = notices
+        self._rooms = rooms  # answers checkin and button events (gateway/rooms/)
         self._transport = transport
         self._writer = writer
         self._registry = registry
@@ -139,10 +134,14 @@ class Ingest:
             self._refuse(msg, where, reason, text, envelope.msg_id, envelope.seq)
             return
 
-        if isinstance(envelope.body, PunchBody):
+        if isinstance(envelope.body, (PunchBody, QueryBody)):
             decision = await self._verifier.verify(envelope, device)
+        elif isinstance(envelope.body, ReceiptBody):
+            decision = await self._receipt_decision(envelope)
+        elif self._rooms is not None:
+            decision = await self._rooms.decide(envelope, device)
         else:
-            decision = room_decision(envelope)
+            decision = _NO_ROOMS
         if decision.retry_s is not None:  # the check cannot be made now: store nothing
             self._reply(
                 msg,
@@ -184,7 +183,32 @@ class Ingest:
             )
             log.error("store refused the record: %s", exc.message, extra=ctx)
             return
+        if self._notices is not None and isinstance(envelope.body, ReceiptBody):
+            try:
+                await self._notices.receipt_stored(envelope, result)
+            except StoreError as exc:
+                # The record is stored but the receipt not marked: the resend is answered
+                # duplicate and marks it then.
+                self._reply(
+                    msg,
+                    where,
+                    envelope,
+                    AckStatus.REJECTED,
+                    ReasonCode.STORE_UNAVAILABLE,
+                    "gateway could not record the receipt; keep it and resend",
+                    None,
+                    self._busy_retry_s,
+                )
+                log.error("could not record a receipt: %s", exc.message, extra=ctx)
+                return
         self._answer(msg, where, envelope, result, ctx)
+
+    async def _receipt_decision(self, envelope: Envelope) -> Decision:
+        """A must-read notice acknowledged (gateway/notices/); without the notice service no
+        notice is known to anyone."""
+        if self._notices is None:
+            return Decision(False, ReasonCode.NOTICE_UNKNOWN, Verdict(ok=False, text=UNKNOWN_TEXT))
+        return await self._notices.decide(envelope)
 
     def _answer(
         self,
@@ -257,7 +281,9 @@ class Ingest:
 
 
 def _record(envelope: Envelope, decision: Decision) -> NewRecord:
-    """Punches that pass verification are uploaded; refusals and room events stay local."""
+    """Punches that pass verification are uploaded; refusals, room events and queries stay
+    local (a query is kept so that a resend is answered with the same verdict, and so that
+    facilities can see who asked; it is not attendance)."""
     body = envelope.body
     punch = isinstance(body, PunchBody)
     return NewRecord(
@@ -268,7 +294,7 @@ def _record(envelope: Envelope, decision: Decision) -> NewRecord:
         device_ts_ms=envelope.device_ts_ms,
         received_ts_ms=now_ms(),
         person_id=decision.person.person_id if decision.person else None,
-        credential=body.credential if isinstance(body, PunchBody) else None,
+        credential=body.credential if isinstance(body, (PunchBody, QueryBody)) else None,
         body=body.to_wire(),
         status=AckStatus.ACCEPTED if decision.accepted else AckStatus.REJECTED,
         reason=decision.reason,

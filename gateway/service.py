@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosqlite
 
@@ -20,8 +22,10 @@ from gateway.config import TackSettings
 from gateway.frames import FrameReceiver
 from gateway.ingest import Ingest, route
 from gateway.metrics import GatewayMetrics, LatencySummary
+from gateway.notices.service import NoticeService
 from gateway.presence import PresenceTracker
 from gateway.registry import DeviceRegistry
+from gateway.rooms import RoomService, caldav_source
 from gateway.store import open_database
 from gateway.store.records import RecordWriter, now_ms
 from gateway.transport import Inbound
@@ -45,8 +49,16 @@ class GatewaySnapshot:
 
 
 class Gateway:
-    def __init__(self, settings: TackSettings, *, run_bridge: bool | None = None) -> None:
+    def __init__(
+        self,
+        settings: TackSettings,
+        *,
+        run_bridge: bool | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        """``clock`` (UTC ms) drives the room service, so tests can run a day of bookings."""
         self.settings = settings
+        self._clock = clock
         self.metrics = GatewayMetrics()
         self._run_bridge = settings.bridge.enabled if run_bridge is None else run_bridge
         self._stack = contextlib.AsyncExitStack()
@@ -93,7 +105,14 @@ class Gateway:
             self.bridge = await stack.enter_async_context(
                 Bridge(s, metrics_registry=self.metrics.registry)
             )
-        self.presence = PresenceTracker(self.aux, self.registry, self.metrics, self._send_time)
+        self.rooms = RoomService(
+            self.aux,
+            s.rooms,
+            ZoneInfo(s.attendance.timezone),
+            clock=self._clock,
+            publish=self._send_schedule,
+        )
+        self.presence = PresenceTracker(self.aux, self.registry, self.metrics, self._on_birth)
         self.frames = FrameReceiver(
             self.aux, self.registry, self.metrics, self.verifier.frame_arrived
         )
@@ -105,6 +124,7 @@ class Gateway:
             [f"tack/v1/{site}/+/evt/#", f"tack/v1/{site}/+/state/#"],
             self._on_message,
         )
+        self.notices = NoticeService(self.aux, self.transport, site, poll_s=s.registry.refresh_s)
         self.ingest = Ingest(
             site=site,
             transport=self.transport,
@@ -114,9 +134,16 @@ class Gateway:
             metrics=self.metrics,
             busy_retry_s=s.store.busy_retry_s,
             on_commit=self.bridge.wake if self.bridge is not None else None,
+            notices=self.notices,
+            rooms=self.rooms,
         )
         self._spawn(self._refresh_loop(), "tack.registry.refresh")
         await stack.enter_async_context(self.transport)
+        self._spawn(self._rooms_loop(), "tack.rooms.tick")
+        caldav = caldav_source.config_of(s.rooms)
+        if caldav is not None:
+            self._spawn(self._caldav_loop(caldav), "tack.rooms.caldav")
+        self._spawn(self.notices.run(), "tack.notices")
         log.info(
             "gateway up: site %s, store %s, %d devices, %d people, bridge %s",
             site,
@@ -155,6 +182,45 @@ class Gateway:
         if where.kind is TopicKind.STATE:
             return await self.presence.handle(msg, where)
         return True
+
+    def _on_birth(self, device_id: str) -> None:
+        self._send_time(device_id)
+        self._spawn(self.rooms.on_birth(device_id), f"tack.rooms.birth[{device_id}]")
+        self.notices.on_birth(device_id)
+
+    def _send_schedule(self, device_id: str, payload: bytes) -> bool:
+        """Retained, QoS 1: a panel that connects later, or comes back from being offline,
+        gets its room's current schedule from the broker at once. ``False`` when the broker is
+        away (the message is lost), so the room service sends it again."""
+        if not self.transport.connected.is_set():
+            return False
+        self.transport.publish(
+            topic(self.settings.site, device_id, TopicKind.CMD, "schedule"),
+            payload,
+            retain=True,
+            qos=1,
+        )
+        return True
+
+    async def _rooms_loop(self) -> None:
+        while True:
+            try:
+                await self.rooms.tick()
+            except Exception:
+                log.exception("room service tick failed; trying again next tick")
+            await asyncio.sleep(self.settings.rooms.tick_s)
+
+    async def _caldav_loop(self, cfg: caldav_source.CalDavConfig) -> None:
+        zone = ZoneInfo(self.settings.attendance.timezone)
+        horizon_ms = self.settings.rooms.horizon_h * 3600 * 1000
+        while True:
+            try:
+                await caldav_source.pull(self.aux, cfg, zone, self._clock(), horizon_ms)
+            except caldav_source.CalDavError as exc:
+                log.warning("CalDAV pull failed, keeping what was read before: %s", exc)
+            except Exception:
+                log.exception("CalDAV pull failed unexpectedly; trying again later")
+            await asyncio.sleep(caldav_source.PULL_EVERY_S)
 
     def _send_time(self, device_id: str) -> None:
         """``cmd/time`` to a device that just came online, so its clock follows the gateway's.

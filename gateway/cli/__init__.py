@@ -11,6 +11,7 @@ from gateway.cli import (
     faces_cmd,
     gateway_cmd,
     geofences_cmd,
+    notices_cmd,
     records_cmd,
     report_cmd,
 )
@@ -30,6 +31,7 @@ app.command("records")(records_cmd.records)
 app.command("status")(records_cmd.status)
 app.command("demo")(demo.demo)
 app.add_typer(faces_cmd.app, name="faces")
+app.add_typer(notices_cmd.app, name="notices")
 
 
 def _mount_optional_groups() -> None:

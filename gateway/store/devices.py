@@ -29,6 +29,7 @@ class Device:
     device_type: DeviceType
     name: str = ""
     revoked: bool = False
+    room_id: str | None = None  # the room a meeting panel shows (gateway/rooms/)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +50,8 @@ async def add_device(db: aiosqlite.Connection, device: Device, *, replace: bool 
     try:
         async with write_transaction(db, f"adding device {device.device_id}"):
             await db.execute(
-                f"{verb} INTO devices (device_id, site, device_type, name, revoked, created_ts_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                f"{verb} INTO devices (device_id, site, device_type, name, revoked,"
+                " created_ts_ms, room_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     device.device_id,
                     device.site,
@@ -58,6 +59,7 @@ async def add_device(db: aiosqlite.Connection, device: Device, *, replace: bool 
                     device.name,
                     int(device.revoked),
                     now_ms(),
+                    device.room_id,
                 ),
             )
     except StoreError as exc:
@@ -68,6 +70,15 @@ async def add_device(db: aiosqlite.Connection, device: Device, *, replace: bool 
         ) from exc
 
 
+async def assign_room(db: aiosqlite.Connection, device_id: str, room_id: str | None) -> bool:
+    """Show ``room_id`` on panel ``device_id`` (``None``: no room); ``False`` if no such device."""
+    async with write_transaction(db, f"assigning {device_id} to room {room_id}"):
+        cur = await db.execute(
+            "UPDATE devices SET room_id = ? WHERE device_id = ?", (room_id, device_id)
+        )
+    return cur.rowcount > 0
+
+
 async def revoke_device(db: aiosqlite.Connection, device_id: str) -> bool:
     async with write_transaction(db, f"revoking device {device_id}"):
         cur = await db.execute("UPDATE devices SET revoked = 1 WHERE device_id = ?", (device_id,))
@@ -76,19 +87,21 @@ async def revoke_device(db: aiosqlite.Connection, device_id: str) -> bool:
 
 async def list_devices(db: aiosqlite.Connection) -> list[Device]:
     async with db.execute(
-        "SELECT device_id, site, device_type, name, revoked FROM devices ORDER BY device_id"
+        "SELECT device_id, site, device_type, name, revoked, room_id FROM devices"
+        " ORDER BY device_id"
     ) as cur:
         rows = await cur.fetchall()
-    return [Device(r[0], r[1], DeviceType(r[2]), r[3], bool(r[4])) for r in rows]
+    return [Device(r[0], r[1], DeviceType(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
 
 
 async def get_device(db: aiosqlite.Connection, device_id: str) -> Device | None:
     async with db.execute(
-        "SELECT device_id, site, device_type, name, revoked FROM devices WHERE device_id = ?",
+        "SELECT device_id, site, device_type, name, revoked, room_id FROM devices"
+        " WHERE device_id = ?",
         (device_id,),
     ) as cur:
         r = await cur.fetchone()
-    return Device(r[0], r[1], DeviceType(r[2]), r[3], bool(r[4])) if r else None
+    return Device(r[0], r[1], DeviceType(r[2]), r[3], bool(r[4]), r[5]) if r else None
 
 
 async def record_presence(

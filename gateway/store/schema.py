@@ -11,7 +11,7 @@ import aiosqlite
 
 from gateway.store.errors import StoreError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 
 _DDL_V1 = """
 CREATE TABLE IF NOT EXISTS records (
@@ -205,6 +205,85 @@ CREATE TABLE IF NOT EXISTS leave_balances (
 """
 
 
+# v7: the meeting-room service (gateway/rooms/). Which room a panel shows; where a booking came
+# from; what happened to it at the gateway (check-in, release, end early, extension), kept apart
+# from the pulled row so a pull can never undo a change the backend has not heard of yet; and
+# the outbox of changes and reminders for the backend, one row per idempotency key, so a change
+# is sent until the backend has it and a reminder is sent once whatever restarts.
+_DDL_V7 = """
+ALTER TABLE devices ADD COLUMN room_id TEXT;
+ALTER TABLE bookings ADD COLUMN source TEXT NOT NULL DEFAULT 'backend';
+
+CREATE TABLE IF NOT EXISTS booking_local (
+    booking_id      TEXT PRIMARY KEY,
+    checked_in_ms   INTEGER,
+    released_ms     INTEGER,
+    ended_ms        INTEGER,
+    end_ms          INTEGER,
+    changed_ts_ms   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS room_changes (
+    id              INTEGER PRIMARY KEY,
+    idem_key        TEXT    NOT NULL UNIQUE,
+    op              TEXT    NOT NULL,
+    booking_id      TEXT    NOT NULL,
+    room_id         TEXT    NOT NULL,
+    body            TEXT    NOT NULL,
+    verdict         TEXT,
+    created_ts_ms   INTEGER NOT NULL,
+    sync_state      TEXT    NOT NULL DEFAULT 'pending',
+    sync_attempts   INTEGER NOT NULL DEFAULT 0,
+    next_try_ms     INTEGER NOT NULL DEFAULT 0,
+    sync_error      TEXT,
+    synced_ts_ms    INTEGER
+);
+CREATE INDEX IF NOT EXISTS room_changes_pending ON room_changes (id) WHERE sync_state = 'pending';
+"""
+
+# v8: must-read notices (gateway/notices/). A notice once, its targets one row per device with
+# the first receipt and its upload state (the bridge uploads receipts from here, so an upload
+# survives restarts), and per device a version of its list against the version last published
+# on the retained cmd/notice: whoever changes a list (the CLI in another process, a receipt)
+# bumps the version, and the gateway publishes until the two agree.
+_DDL_V8 = """
+CREATE TABLE IF NOT EXISTS notices (
+    notice_id       TEXT PRIMARY KEY,
+    title           TEXT    NOT NULL DEFAULT '',
+    text            TEXT    NOT NULL,
+    sender          TEXT,
+    created_ts_ms   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS notice_targets (
+    notice_id       TEXT    NOT NULL,
+    device_id       TEXT    NOT NULL,
+    sent_ts_ms      INTEGER,
+    receipt_ts_ms   INTEGER,
+    receipt_device_ts_ms INTEGER,
+    receipt_by      TEXT,
+    receipt_person_id TEXT,
+    receipt_msg_id  TEXT,
+    upload_state    TEXT    NOT NULL DEFAULT 'none',
+    upload_attempts INTEGER NOT NULL DEFAULT 0,
+    upload_error    TEXT,
+    uploaded_ts_ms  INTEGER,
+    PRIMARY KEY (notice_id, device_id)
+);
+CREATE INDEX IF NOT EXISTS notice_targets_unread
+    ON notice_targets (device_id) WHERE receipt_ts_ms IS NULL;
+CREATE INDEX IF NOT EXISTS notice_targets_upload
+    ON notice_targets (receipt_ts_ms) WHERE upload_state = 'pending';
+
+CREATE TABLE IF NOT EXISTS notice_devices (
+    device_id       TEXT PRIMARY KEY,
+    version         INTEGER NOT NULL,
+    published_version INTEGER NOT NULL DEFAULT 0,
+    published_ts_ms INTEGER
+);
+"""
+
+
 async def migrate(db: aiosqlite.Connection) -> None:
     """Bring the file to :data:`SCHEMA_VERSION`; refuse a file written by a newer Tack."""
     async with db.execute("PRAGMA user_version") as cur:
@@ -227,5 +306,9 @@ async def migrate(db: aiosqlite.Connection) -> None:
         await db.executescript(_DDL_V5)
     if version < 6:
         await db.executescript(_DDL_V6)
+    if version < 7:
+        await db.executescript(_DDL_V7)
+    if version < 8:
+        await db.executescript(_DDL_V8)
     if version < SCHEMA_VERSION:
         await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

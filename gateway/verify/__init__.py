@@ -1,8 +1,8 @@
 """Attendance verification: decides what a punch means before it is stored.
 
-A :class:`Verifier` sees a decoded punch and the device that sent it and returns a
-:class:`Decision`. Card and employee-number checks against the roster come first; face and GPS
-checks plug in behind the same interface.
+A :class:`Verifier` sees a decoded punch (or a terminal's query, which names its person the same
+way) and the device that sent it and returns a :class:`Decision`. Card and employee-number
+checks against the roster come first; face and GPS checks plug in behind the same interface.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ In order, each step only when the one before passed:
    with "already recorded"; a refusal from steps 2-3 is classified as refused.
 
 Every decision except ``busy`` is stored, so the audit trail shows refusals too.
+
+A terminal's ``query`` (a person asking their leave balance) takes step 1 only and is answered
+with the balances (:meth:`AttendanceVerifier.answer_query`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from typing import TYPE_CHECKING
 
 import aiosqlite
 
-from devices.protocol import Envelope, Frame, PunchBody, ReasonCode, Verdict
+from devices.protocol import Envelope, Frame, PunchBody, QueryBody, ReasonCode, Verdict
 from gateway.attendance import Policy
+from gateway.attendance.balances import describe_balances, leave_balance
 from gateway.attendance.store import classify_punch
 from gateway.config import TackSettings
 from gateway.store.devices import Device
@@ -116,8 +120,10 @@ class AttendanceVerifier:
 
     async def verify(self, envelope: Envelope, device: Device) -> Decision:
         body = envelope.body
+        if isinstance(body, QueryBody):
+            return await self.answer_query(envelope, device)
         if not isinstance(body, PunchBody):
-            raise TypeError(f"AttendanceVerifier decides punches, not {envelope.kind}")
+            raise TypeError(f"AttendanceVerifier decides punches and queries, not {envelope.kind}")
         who = await self.roster.verify(envelope, device)
         if not who.accepted or who.person is None:
             return who
@@ -165,6 +171,19 @@ class AttendanceVerifier:
         # A repeat is answered "already recorded" (green) and kept locally, never uploaded.
         accepted = meaning.accepted and meaning.record and meaning.reason is ReasonCode.OK
         return Decision(accepted, meaning.reason, meaning.verdict(person), person)
+
+    async def answer_query(self, envelope: Envelope, device: Device) -> Decision:
+        """A person asked their leave balance: the roster check of a punch (an unknown or
+        inactive person is refused as a punch would be), then the balances the bridge last
+        pulled. No face, GPS or shift check: nothing is clocked, and a refusal at the door for
+        a photo would only keep a person from reading their own balance."""
+        who = await self.roster.verify(envelope, device)
+        if not who.accepted or who.person is None:
+            return who
+        person = who.person
+        text = describe_balances(await leave_balance(self._db, person.person_id))
+        verdict = Verdict(ok=True, name=person.name, text=text, cls="balance")
+        return Decision(True, ReasonCode.OK, verdict, person)
 
     def frame_arrived(self, frame: Frame) -> None:
         """``evt/frame`` came in: start its face analysis before its punch arrives."""

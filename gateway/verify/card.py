@@ -1,4 +1,5 @@
-"""Card and employee-number check against the roster the bridge pulls from the backend.
+"""Card and employee-number check against the roster the bridge pulls from the backend, for a
+punch and for a terminal's query alike.
 
 The roster is cached in memory and reloaded when the bridge bumps ``roster.version``; a
 credential not in the cache is looked up in the table once before it is refused, so a person
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from devices.protocol import CredentialType, Envelope, PunchBody, ReasonCode, Verdict
+from devices.protocol import CredentialType, Envelope, PunchBody, QueryBody, ReasonCode, Verdict
 from gateway.store.devices import Device
 from gateway.store.roster import ROSTER_VERSION_KEY, Person, get_value, load_people
 from gateway.verify import Decision
@@ -41,8 +42,9 @@ class RosterVerifier:
 
     async def verify(self, envelope: Envelope, device: Device) -> Decision:
         body = envelope.body
-        if not isinstance(body, PunchBody):
-            raise TypeError(f"RosterVerifier checks punches, not {envelope.kind}")
+        # A query names its person as a punch does, and is refused for the same reasons.
+        if not isinstance(body, (PunchBody, QueryBody)):
+            raise TypeError(f"RosterVerifier checks punches and queries, not {envelope.kind}")
         person = self._find(body)
         if person is None and await self.reload_if_changed():
             person = self._find(body)
@@ -64,7 +66,7 @@ class RosterVerifier:
             True, ReasonCode.OK, Verdict(ok=True, name=person.name, text="Clocked in"), person
         )
 
-    def _find(self, body: PunchBody) -> Person | None:
+    def _find(self, body: PunchBody | QueryBody) -> Person | None:
         table = (
             self._by_card if body.credential_type is CredentialType.CARD else (self._by_employee)
         )

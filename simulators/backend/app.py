@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from simulators.backend.pull_api import add_pull_routes
+from simulators.backend.receipts import ReceiptBook, add_receipt_routes
+from simulators.backend.room_writes import RoomWrites, add_room_write_routes
 from simulators.backend.state import (
     BATCH_API,
     DEFAULT_PAGE_SIZE,
@@ -182,6 +184,10 @@ async def _json_body(request: Request) -> Any:
 def create_app(state: BackendState) -> FastAPI:
     app = FastAPI(title="Tack backend simulator", docs_url=None, redoc_url=None)
     app.state.backend = state
+    app.state.room_writes = RoomWrites()
+    add_room_write_routes(app, state, app.state.room_writes)
+    app.state.receipts = ReceiptBook()
+    add_receipt_routes(app, state, app.state.receipts)
 
     @app.get("/gettoken")
     async def gettoken(appkey: str = "", appsecret: str = "") -> Any:

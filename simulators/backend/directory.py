@@ -139,6 +139,11 @@ class Directory:
             self._bookings[booking_id] = booking
             return dict(booking)
 
+    def booking(self, booking_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._bookings.get(booking_id)
+            return None if found is None else dict(found)
+
     def cancel_booking(self, booking_id: str) -> bool:
         """Cancel a booking: it stays listed as ``cancelled`` with a new ``modified_time``, so
         an incremental reader learns the slot is free."""

@@ -84,11 +84,11 @@ async def test_meeting_room_events_are_stored_locally_and_acknowledged(
     dev.send(checkin, name="checkin")
     dev.send(book, name="button")
     acks = {a.msg_id: a for a in (await dev.next_ack(), await dev.next_ack())}
-    assert acks[checkin["id"]].reason is ReasonCode.OK
-    assert acks[checkin["id"]].verdict is not None
-    assert acks[checkin["id"]].verdict.text == "Checked in"
-    assert acks[book["id"]].verdict is not None
-    assert acks[book["id"]].verdict.text == "Booked"
+    # Answered by the room service (tests/rooms has the room flows); this device shows no room.
+    for ack in acks.values():
+        assert ack.reason is ReasonCode.BOOKING_NOT_FOUND
+        assert ack.verdict is not None
+        assert ack.verdict.text == "Panel has no room: see facilities"
     # Stored, but not attendance: the bridge does not upload them.
     assert count_records(gw.settings.db_path, device_id="room-1", sync_state="local") == 2
 
