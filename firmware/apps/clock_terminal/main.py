@@ -5,6 +5,15 @@ frame when the terminal has them; the screen then says "Sending…" while online
 waiting" while offline, and shows the verdict when the gateway's ack for that punch arrives.
 When the outbox is full the punch is refused on screen ("Storage full: punch NOT saved"):
 older punches are never dropped to make room.
+
+The leave key (input ``button leave``) asks instead: for about 10 s the next card or number sends
+a ``query`` for the person's leave balance rather than a punch, and the ack's verdict shows the
+balance. That code is ``tack.query``, loaded only then; it also says the answer (it hands the
+link an ack handler of its own until the answer is in).
+
+Must-read notices (``cmd/notice``) are shown by ``tack.notices`` from the main loop when the
+screen is idle; OK (``button ok``, keypad ``#``) acknowledges one, and a card punches as usual
+(the notice steps aside until the verdict has been shown).
 """
 
 import os
@@ -19,6 +28,7 @@ _IDLE = const(0)
 _PENDING = const(1)
 _VERDICT = const(2)
 _NOTICE = const(3)
+_ASK = const(4)  # the leave key was pressed: the next credential asks, it does not punch
 
 
 class ClockTerminal(Device):
@@ -38,15 +48,21 @@ class ClockTerminal(Device):
                 pass
         self.mode = _NOTICE if self.damaged else _IDLE
         self.mode_until = time.ticks_add(time.ticks_ms(), self.verdict_show_ms)
-        self.current = None  # msg id of the punch the person at the door waits for
+        self.current = None  # msg id of the punch (or query) the person at the door waits for
         self.verdict = None  # (ok, name, text)
         self.notice = self.t("outbox_repaired", self.damaged) if self.damaged else ""
 
     # --- inputs -------------------------------------------------------------------------------
 
     def on_input(self, kind, value):
-        if kind == "card" or kind == "emp":
+        # A card or number punches, unless the leave key came just before it. The leave key
+        # (a button) and the card after it are tack.query's, which unloads itself when done.
+        if kind != "button" and self.mode != _ASK:
             self.punch(kind, value)
+            return
+        from tack import query
+
+        query.on_input(self, kind, value)
 
     def punch(self, kind, credential):
         if not codec.valid_id(credential, 32):
@@ -122,6 +138,9 @@ class ClockTerminal(Device):
         self._show(_VERDICT, None)
 
     def on_command(self, name, payload):
+        if name == "notice":  # must-read notices: for the main loop (tack.notices)
+            self.notes_in = payload
+            return
         self.hal.log(why("te_cmd", name))
 
     # --- screen -------------------------------------------------------------------------------
@@ -134,7 +153,7 @@ class ClockTerminal(Device):
         if self.gps:
             for line in self.hal.read_gps_lines():
                 self.gps.feed_line(line, now)
-        if self.mode >= _VERDICT and time.ticks_diff(now, self.mode_until) > 0:  # or _NOTICE
+        if self.mode >= _VERDICT and time.ticks_diff(now, self.mode_until) > 0:  # _NOTICE, _ASK
             self.mode = _IDLE
         if self.mode == _PENDING and self.current not in self.outbox:
             self.mode = _IDLE
@@ -151,7 +170,7 @@ class ClockTerminal(Device):
                 rows.append((1, self.t("sending"), {"big": True}))
             else:
                 rows.append((1, self.t("saved_waiting", len(self.outbox)), {"big": True}))
-        elif self.mode == _NOTICE:
+        elif self.mode >= _NOTICE:  # or _ASK, whose prompt is the notice
             rows.append((1, self.notice, {}))
             if self.notice == self.t("outbox_full"):
                 rows.append((3, self.t("outbox_full_hint"), {}))

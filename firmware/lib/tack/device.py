@@ -126,6 +126,13 @@ class Device:
     tick: "Callable[..., None]"
     screen: "Callable[[], list]"
 
+    # Must-read notices (tack.notices): ``notes`` is None, the usual case, or the module that
+    # shows them (it draws the screen and takes the inputs first); the application puts a
+    # cmd/notice's payload in ``notes_in`` for the main loop. Class attributes: a device with
+    # no notice pays no slot for them.
+    notes = None
+    notes_in = None
+
     def __init__(self, cfg, hal):
         # The settings the running device still reads are kept as attributes (named as their
         # keys, so each key costs no str of its own): the settings dict can then go after boot.
@@ -164,7 +171,7 @@ class Device:
     # --- screen -------------------------------------------------------------------------------
 
     def render(self, force=False):
-        rows = self.screen()
+        rows = self.screen() if self.notes is None else self.notes.screen(self)
         lines = [r[1] for r in rows]
         if not force and lines == self._shown:
             return
@@ -233,9 +240,16 @@ class Device:
                 for kind, value in self.hal.read_inputs():
                     if kind == "quit":
                         self.running = False
-                    else:
+                    elif self.notes is None or not self.notes.on_input(self, kind, value):
                         self.on_input(kind, value)
             self.link.step()
+            if self.notes_in is not None and not getattr(self, "mode", 0):
+                # A cmd/notice came (or a notice was put aside, or acknowledged): handled here
+                # in the main loop, not in the MQTT client's callback, once the screen is idle
+                # (a terminal's mode 0), by code loaded only for it.
+                from tack import notices
+
+                notices.step(self)  # and unloads itself
             self.tick(time.ticks_ms())
             self.render()
         self.link.close()

@@ -7,7 +7,8 @@ UART or a file that stands in for one:
   the loop wakes on a short timeout instead);
 - ``read_inputs()``: a list of ``(kind, value)`` tuples since the last call, where kind is
   ``"card"`` (a card number), ``"emp"`` (an employee number typed on the keypad), ``"button"``
-  (``book``, ``release``, ``extend``, ``checkin``, ``cancel``) or ``"quit"`` (Unix only);
+  (``book``, ``release``, ``extend``, ``checkin``, ``cancel``; ``leave``, the terminal's leave
+  key; ``ok``, which acknowledges a must-read notice) or ``"quit"`` (Unix only);
 - ``read_gps_lines()``: NMEA sentences received since the last call, as ``str`` lines;
   ``has_gps`` is False when there is no GPS at all (the NMEA reader is then never loaded and
   this is not called);
@@ -19,6 +20,9 @@ UART or a file that stands in for one:
   ``tack.display.SCREEN_H``, then
 - ``show(display, lines)``: the screen is complete (put it on the panel); ``lines`` is the same
   screen as text, for logs and tests;
+- ``led(colour)`` (a meeting-room panel only): its status LED, ``green`` (free), ``red``
+  (busy), ``amber`` (check-in open) or ``off`` (Unix: an ``EVT led`` line; board: an RGB LED on
+  three GPIOs or one WS2812, ``pins.led`` / ``pins.neopixel``);
 - ``event(name, fields)``: a machine-readable line about what the device did (Unix: stdout,
   read by the test suite; board: the serial log);
 - ``log(text)``: a line for people.
@@ -35,7 +39,7 @@ def make(cfg):
         from tack.hal.board import BoardHal
 
         return BoardHal(cfg)
-    if cfg["gps_path"] or cfg["camera_path"]:
+    if cfg["gps_path"] or cfg["camera_path"] or cfg["app"] == "meeting_panel":
         from tack.hal.unix_sensors import UnixSensorHal
 
         return UnixSensorHal(cfg)

@@ -7,7 +7,10 @@ Wiring is configured under ``pins`` in config.json (pin numbers are the board's 
      "spi": [1, 18, 23],                SPI id, sck, mosi
      "epd": [15, 27, 26, 25],           cs, dc, rst, busy of a 2.9" SSD1680 e-paper (128x296)
      "buttons": {"book": 32, "release": 33, "extend": 34, "checkin": 35},
-     "keypad": [[13, 12, 14, 2], [19, 21, 22, 0]]}   rows, cols of a 4x4 keypad (0-9, # = enter, * = clear)
+     "keypad": [[13, 12, 14, 2], [19, 21, 22, 0]],   rows, cols of a 4x4 keypad (0-9, # = enter, * = clear,
+                                        A = the leave key; # with nothing typed = OK)
+     "led": [25, 26, 27]}               a panel's RGB LED: red, green, blue GPIOs (high = on); or
+     "neopixel": 4                      the data pin of one WS2812 (the ``neopixel`` module)
 
 Every part is optional: a panel has no card reader, a terminal may have no keypad. The camera
 is the ``camera`` module of ESP32-CAM MicroPython builds when it is present.
@@ -18,6 +21,9 @@ import time
 import machine
 
 _KEYS = "123A456B789C*0#D"
+# LED colours as (r, g, b) for a WS2812; a GPIO LED lights each channel that is not 0 (amber is
+# red and green together).
+_RGB = {"green": (0, 64, 0), "red": (64, 0, 0), "amber": (64, 24, 0), "off": (0, 0, 0)}
 _DEBOUNCE_MS = 40
 
 
@@ -45,6 +51,13 @@ class BoardHal:
             )
         self._typed = ""
         self._last_key = None
+        # A panel's status LED: three GPIOs (red, green, blue), or one WS2812.
+        self._led = [machine.Pin(p, machine.Pin.OUT, value=0) for p in pins.get("led") or ()]
+        self._pixel = None
+        if pins.get("neopixel") is not None:
+            import neopixel
+
+            self._pixel = neopixel.NeoPixel(machine.Pin(pins["neopixel"]), 1)
         self._epd = None
         if pins.get("spi") and pins.get("epd"):
             sid, sck, mosi = pins["spi"]
@@ -73,8 +86,12 @@ class BoardHal:
             if key == "#" and self._typed:
                 events.append(("emp", "E" + self._typed))
                 self._typed = ""
+            elif key == "#":  # nothing typed: OK, which acknowledges a must-read notice
+                events.append(("button", "ok"))
             elif key == "*":
                 self._typed = ""
+            elif key == "A":  # the terminal's leave key, as a wired button named "leave" is
+                events.append(("button", "leave"))
             elif key is not None and key.isdigit() and len(self._typed) < 16:
                 self._typed += key
         return events
@@ -152,6 +169,15 @@ class BoardHal:
     def show(self, display, lines):
         if self._epd is not None:
             self._epd.refresh()
+
+    def led(self, colour):
+        """The panel's LED: ``green`` (free), ``red`` (busy), ``amber`` (check-in open), ``off``."""
+        rgb = _RGB.get(colour, (0, 0, 0))
+        for pin, level in zip(self._led, rgb):
+            pin.value(1 if level else 0)
+        if self._pixel is not None:
+            self._pixel[0] = rgb
+            self._pixel.write()
 
     def event(self, name, fields):
         pass

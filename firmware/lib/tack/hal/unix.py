@@ -1,7 +1,7 @@
 """The hardware layer on the MicroPython Unix port: files, pipes and stdout stand in for sensors.
 
-Inputs come from stdin, one per line: ``card 04A1B2C3``, ``emp E1001``, ``button book``,
-``quit``. The GPS and the camera are files (``gps_path``, ``camera_path``; see
+Inputs come from stdin, one per line: ``card 04A1B2C3``, ``emp E1001``, ``button book``
+(``button leave`` is the terminal's leave key), ``quit``. The GPS and the camera are files (``gps_path``, ``camera_path``; see
 tack.hal.unix_sensors, which only a device that has them loads). The screen goes to
 ``screen_png`` (when set; written band by band, as it is drawn) and, as text, to stdout as an
 ``EVT`` line, which is how the test suite sees what a person would see.

@@ -1,8 +1,10 @@
-"""GPS and camera stand-ins for the Unix hardware layer, loaded only when the config names them.
+"""Stand-ins for hardware only some devices have, for the Unix hardware layer: a GPS and a
+camera (loaded only when the config names them) and a meeting-room panel's LED (loaded for a
+panel), so a terminal without them carries none of this code.
 
 GPS sentences are read from ``gps_path``, a file a GPS simulator appends NMEA lines to (read
 from where the last call stopped, like a UART). The camera is ``camera_path``, a JPEG file
-copied in chunks as the frame.
+copied in chunks as the frame. The LED is an ``EVT {"e": "led", "colour": …}`` line.
 """
 
 import os
@@ -42,6 +44,10 @@ class UnixSensorHal(UnixHal):
         lines = data.split("\n")
         self._gps_tail = lines.pop()
         return [ln.strip() for ln in lines if ln.strip()]
+
+    def led(self, colour):
+        # A panel's status LED (green, red, amber, off): an EVT line the tests read.
+        self.event("led", {"colour": colour})
 
     def capture(self, path, max_bytes):
         src = self.camera_path
