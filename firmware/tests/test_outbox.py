@@ -473,3 +473,46 @@ def test_1000_append_remove_cycles_keep_heap_bounded(tmp):
     box, report = _opened(tmp)
     assert report["records"] == 20 and report["damaged"] == 0, report
     box.close()
+
+
+def test_out_of_memory_while_compacting_puts_it_off_and_loses_nothing(tmp):
+    # A drain of many acks is when the heap is fullest: compaction (a module loaded, a copy
+    # made) failing for memory must leave the outbox as it was and be tried again later.
+    box, _ = _opened(tmp)
+    box.compact_min_bytes = 2048
+    for i in range(30):
+        box.append(_mid(i), "punch", _payload(i))
+    real = outbox_mod._replace
+    calls = []
+
+    def before_rename(src, dst):
+        calls.append("before")
+        raise MemoryError("memory allocation failed")
+
+    def after_rename(src, dst):
+        calls.append("after")
+        real(src, dst)
+        raise MemoryError("memory allocation failed")
+
+    try:
+        outbox_mod._replace = before_rename
+        for i in range(20):
+            assert box.remove(_mid(i)), "a remove must not fail because compaction did"
+        assert calls, "compaction was not attempted"
+        assert box.ids() == [_mid(i) for i in range(20, 30)], box.ids()
+        grown = box.bytes_used()
+        outbox_mod._replace = after_rename
+        box.remove(_mid(20))
+        assert "after" in calls, calls
+        assert box.bytes_used() < grown, "renamed before the error: the compaction stands"
+    finally:
+        outbox_mod._replace = real
+    for i in range(21, 25):
+        box.remove(_mid(i))
+    assert box.ids() == [_mid(i) for i in range(25, 30)], box.ids()
+    box.close()
+    again, _ = _opened(tmp)
+    assert again.ids() == [_mid(i) for i in range(25, 30)], again.ids()
+    for i in range(25, 30):
+        assert again.read(_mid(i))[1] == _payload(i), "record %d intact" % i
+    again.close()

@@ -229,7 +229,10 @@ class Outbox:
         length = len(meta) + len(payload)
         size = _HDR + length
         if self._size + size > self.max_bytes and self._size > self._live:
-            self.compact()
+            try:
+                self.compact()
+            except MemoryError:
+                pass  # the file is as it was: the check below refuses the punch on screen
         if self._size + size > self.max_bytes:
             raise OutboxFull(
                 why("ob_fullb", n, self._size, self.max_bytes)
@@ -273,8 +276,11 @@ class Outbox:
         if self._worth_compacting():
             try:
                 self.compact()
-            except OSError:
-                pass  # the tombstone is durable; compaction is tried again on the next remove
+            except (OSError, MemoryError):
+                # The tombstone is durable and the old file intact; compaction is tried again
+                # on the next remove. Out of memory in a busy moment (a drain of many acks) is
+                # housekeeping put off, not a reason to stop the device.
+                pass
         return True
 
     def __len__(self):

@@ -167,7 +167,7 @@ def compact(box):
                 left -= n
         out.flush()
         out.close()
-    except OSError:
+    except (OSError, MemoryError):  # the old file and the index are untouched
         out.close()
         outbox._remove_quiet(tmp)
         raise
@@ -175,11 +175,14 @@ def compact(box):
     box._f = None
     try:
         outbox._replace(tmp, box.path)
-    except OSError:
-        if _exists(box.path):
-            box._f = open(box.path, "r+b")
-            outbox._remove_quiet(tmp)
-        raise
+    except (OSError, MemoryError):
+        # Not renamed (the copy is still there): the old file and the index still agree.
+        # Renamed before the error: carry on below with the new file.
+        if _exists(tmp) or not _exists(box.path):
+            if _exists(box.path):
+                box._f = open(box.path, "r+b")
+                outbox._remove_quiet(tmp)
+            raise
     box._f = open(box.path, "r+b")
     pos = 0
     for i in range(len(box)):
