@@ -1,21 +1,19 @@
-"""Bookings from CalDAV, through a real Radicale server (a subprocess on a free port, no
-authentication, its storage in the test's folder), seeded with events by the caldav client."""
+"""Bookings from CalDAV, through a real Radicale server (tests/fixtures/radicale.py), seeded
+with events by the caldav client."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from gateway.config import RoomsSettings
 from gateway.rooms import caldav_source
 from gateway.rooms.store import views_between
+from tests.fixtures.radicale import (
+    free_port,
+    radicale_fixture,  # noqa: F401 (the fixture `radicale`)
+)
 from tests.rooms.conftest import Site
 from tests.rooms.support import BERLIN, MIN, local
 
@@ -47,56 +45,12 @@ END:VCALENDAR
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def radicale(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "radicale",
-            "--server-hosts",
-            f"127.0.0.1:{port}",
-            "--auth-type",
-            "none",
-            "--rights-type",
-            "authenticated",
-            "--storage-filesystem-folder",
-            str(tmp_path / "radicale"),
-            "--logging-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("radicale did not start") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def _seed(base: str) -> None:
     from caldav.davclient import DAVClient
 
     client = DAVClient(url=base)
-    client.mkcol(base + "tack/", "")  # type: ignore[no-untyped-call]
-    client.mkcalendar(base + "tack/r-101/", "")  # type: ignore[no-untyped-call]
+    client.mkcol(base + "tack/", "")
+    client.mkcalendar(base + "tack/r-101/", "")
     calendar = client.calendar(url=base + "tack/r-101/")  # type: ignore[no-untyped-call]
     calendar.save_event(WEEKLY)
     calendar.save_event(FLOATING)
@@ -113,7 +67,7 @@ async def test_recurring_and_floating_events_become_bookings_in_the_site_zone(
     site_rooms: Site, radicale: str
 ) -> None:
     await asyncio.to_thread(_seed, radicale)
-    settings = RoomsSettings(caldav_url=radicale, room=[{"id": "r-101", "calendar": "tack/r-101/"}])  # type: ignore[list-item]
+    settings = RoomsSettings(caldav_url=radicale, room=[{"id": "r-101", "calendar": "tack/r-101/"}])
     cfg = caldav_source.config_of(settings)
     assert cfg is not None
     s = site_rooms
@@ -147,6 +101,6 @@ async def test_recurring_and_floating_events_become_bookings_in_the_site_zone(
 
 
 async def test_an_unreachable_calendar_names_the_room(site_rooms: Site) -> None:
-    cfg = caldav_source.CalDavConfig(f"http://127.0.0.1:{_free_port()}/", {"r-101": "x/"})
+    cfg = caldav_source.CalDavConfig(f"http://127.0.0.1:{free_port()}/", {"r-101": "x/"})
     with pytest.raises(caldav_source.CalDavError, match="room r-101"):
         await caldav_source.pull(site_rooms.db, cfg, BERLIN, site_rooms.clock(), MIN)
