@@ -31,6 +31,7 @@ from gateway.transport import Handler, Inbound
 log = logging.getLogger(__name__)
 
 RECONNECT_MIN_S = 1.0
+CLOSE_HANDLERS_S = 5.0  # at close, how long the handlers of messages in flight may finish
 
 
 class LinkError(TackError):
@@ -54,6 +55,10 @@ class MqttTransport:
         self.connects = 0
         self._closing = False
         self._held: set[asyncio.Future[int]] = set()
+        # Handlers running now: closing waits for them, so none outlives the store it writes to.
+        self._handling = 0
+        self._handled = asyncio.Event()
+        self._handled.set()
         self._connector: asyncio.Task[None] | None = None
         client = gmqtt.Client(client_id, clean_session=False, optimistic_acknowledgement=False)
         if settings.username:
@@ -84,6 +89,13 @@ class MqttTransport:
                 await self._client.disconnect()
             except Exception:
                 log.warning("broker connection did not close cleanly", exc_info=True)
+        # Messages that came in while closing (last wills of devices going away at the same
+        # time) are handled to the end before the gateway closes its store behind them.
+        try:
+            async with asyncio.timeout(CLOSE_HANDLERS_S):
+                await self._handled.wait()
+        except TimeoutError:
+            log.warning("%d message handlers still running at close", self._handling)
 
     async def _connect(self) -> None:
         delay_s = RECONNECT_MIN_S
@@ -148,15 +160,22 @@ class MqttTransport:
     async def _gmqtt_message(
         self, client: Any, topic: str, payload: bytes, qos: int, properties: dict[str, Any]
     ) -> int:
-        settled = await self._handler(
-            Inbound(
-                topic=topic,
-                payload=bytes(payload),
-                received_s=time.monotonic(),
-                transport=self.name,
-                redelivered=bool(properties.get("dup")),
+        self._handling += 1
+        self._handled.clear()
+        try:
+            settled = await self._handler(
+                Inbound(
+                    topic=topic,
+                    payload=bytes(payload),
+                    received_s=time.monotonic(),
+                    transport=self.name,
+                    redelivered=bool(properties.get("dup")),
+                )
             )
-        )
+        finally:
+            self._handling -= 1
+            if not self._handling:
+                self._handled.set()
         if settled:
             return 0  # PUBACK "success"
         # Not settled: never PUBACK. The broker keeps the message for this session and
