@@ -8,11 +8,10 @@ file are real too.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,66 +22,19 @@ from gateway.service import Gateway
 from gateway.store import open_database
 from gateway.store.devices import Device, DeviceType, add_device
 from gateway.store.rooms import Booking, Room, replace_rooms, upsert_bookings
-from simulators.devices.firmware import FirmwareConfig, FirmwareDevice
+from simulators.devices.firmware import FirmwareDevice
 from simulators.gps import sentence
 from simulators.mosquitto import Mosquitto
+from tests.firmware.rigs import (
+    Start,
+    firmware_fixture,  # noqa: F401 (the fixture `firmware`)
+    gateway_on_fixture,  # noqa: F401 (the fixture `gateway_on`)
+    wait,
+    wait_until,
+)
 from tests.fixtures.faces import CHIRAC, FACE_CARD, PUTIN, enrol_face_site
-from tests.fixtures.gateway import gateway_settings, seed
 
 pytestmark = pytest.mark.slow
-
-Start = Callable[..., FirmwareDevice]
-
-
-@pytest.fixture
-def firmware(tmp_path: Path, site: str, font_bin: Path) -> Iterator[Start]:
-    """``start(device_id, broker, **settings)`` runs one firmware process; all stop at the end."""
-    made: list[FirmwareDevice] = []
-
-    def start(
-        device_id: str, broker: Mosquitto, heap: str | None = None, **extra: Any
-    ) -> FirmwareDevice:
-        app = extra.pop("app", "clock_terminal")
-        lang = extra.pop("lang", "en")
-        extra.setdefault("ack_timeout_s", 2)
-        extra.setdefault("reconnect_max_ms", 1000)
-        cfg = FirmwareConfig(
-            site=site,
-            device_id=device_id,
-            data_dir=tmp_path / "fw" / device_id,
-            host=broker.host,
-            port=broker.port,
-            app=app,
-            lang=lang,
-            heap=heap,
-            font=font_bin,
-            extra=extra,
-        )
-        dev = FirmwareDevice(cfg).start()
-        made.append(dev)
-        return dev
-
-    yield start
-    for dev in made:
-        dev.kill()
-
-
-@pytest.fixture
-async def gateway_on(tmp_path: Path, site: str) -> AsyncIterator[Callable[..., Any]]:
-    started: list[Gateway] = []
-
-    async def make(broker: Mosquitto, devices: list[str], **overrides: Any) -> Gateway:
-        settings = gateway_settings(tmp_path, broker, site, **overrides)
-        await seed(settings, devices)
-        gw = Gateway(settings)
-        await gw.__aenter__()
-        started.append(gw)
-        await gw.wait_connected(10)
-        return gw
-
-    yield make
-    for gw in reversed(started):
-        await gw.__aexit__(None, None, None)
 
 
 def records(gw: Gateway, device_id: str) -> list[tuple[str, int, str, str]]:
@@ -93,20 +45,6 @@ def records(gw: Gateway, device_id: str) -> list[tuple[str, int, str, str]]:
                 (device_id,),
             )
         )
-
-
-async def wait(
-    dev: FirmwareDevice, name: str, timeout_s: float = 15.0, **match: Any
-) -> dict[str, Any]:
-    return await asyncio.to_thread(dev.wait_event, name, timeout_s, **match)
-
-
-async def wait_until(pred: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not pred():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 def acked(dev: FirmwareDevice) -> list[str]:
