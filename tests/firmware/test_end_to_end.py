@@ -29,6 +29,7 @@ from tests.firmware.rigs import (
     Start,
     firmware_fixture,  # noqa: F401 (the fixture `firmware`)
     gateway_on_fixture,  # noqa: F401 (the fixture `gateway_on`)
+    showed,
     wait,
     wait_until,
 )
@@ -62,17 +63,17 @@ async def test_punch_shows_the_verdict(
     ack = await wait(dev, "ack", id=queued["id"])
     assert (ack["status"], ack["reason"], ack["action"]) == ("accepted", "ok", "remove")
     await wait(dev, "time")  # the gateway set the terminal's clock when it came online
-    await wait_until(lambda: any("Li Wei" in line for line in dev.screen()))
+    await wait_until(lambda: showed(dev, "Li Wei"))
     assert not any("Clock not set" in line for line in dev.screen()), dev.screen()
     # The verdict's text is the shift policy's, which depends on the time of day.
-    assert any(line.startswith("✓ Li Wei") for line in dev.screen()), dev.screen()
+    assert showed(dev, "✓ Li Wei"), dev.screen()
     assert records(gw, "term-1") == [(queued["id"], queued["seq"], "accepted", "ok")]
 
     dev.punch("NOPE99")
     refused = await wait(dev, "queued", seq=queued["seq"] + 1)
     ack = await wait(dev, "ack", id=refused["id"])
     assert (ack["status"], ack["reason"]) == ("rejected", "unknown_credential")
-    await wait_until(lambda: any("Card not recognised" in line for line in dev.screen()))
+    await wait_until(lambda: showed(dev, "Card not recognised"))
 
 
 async def test_unregistered_terminal_is_told_so(
@@ -84,7 +85,7 @@ async def test_unregistered_terminal_is_told_so(
     queued = await wait(dev, "queued")
     ack = await wait(dev, "ack", id=queued["id"])
     assert (ack["reason"], ack["action"]) == ("unknown_device", "remove")
-    await wait_until(lambda: any("not registered" in line for line in dev.screen()))
+    await wait_until(lambda: showed(dev, "not registered"))
 
 
 async def test_chinese_screen(mosquitto: Mosquitto, gateway_on: Any, firmware: Start) -> None:
@@ -95,7 +96,7 @@ async def test_chinese_screen(mosquitto: Mosquitto, gateway_on: Any, firmware: S
     dev.punch("C0002")
     queued = await wait(dev, "queued")
     await wait(dev, "ack", id=queued["id"])
-    await wait_until(lambda: any("Wang Fang" in line for line in dev.screen()))
+    await wait_until(lambda: showed(dev, "Wang Fang"))
 
 
 async def test_offline_punches_wait_in_the_outbox_and_drain_in_order(
@@ -263,7 +264,7 @@ async def test_panel_shows_its_schedule_checks_in_and_keeps_it_over_a_reboot(
     queued = await wait(dev, "queued", kind="checkin")
     ack = await wait(dev, "ack", id=queued["id"])
     assert ack["reason"] == "ok"
-    await wait_until(lambda: any("Checked in" in line for line in dev.screen()))
+    await wait_until(lambda: showed(dev, "Checked in"))
     with sqlite3.connect(gw.settings.db_path) as con:
         (body,) = con.execute(
             "SELECT body FROM records WHERE msg_id = ? AND kind = 'checkin'", (queued["id"],)
@@ -297,7 +298,7 @@ async def test_terminal_camera_frame_is_checked_against_the_enrolled_face(
     queued = await wait(dev, "queued", seq=queued["seq"] + 1)
     ack = await wait(dev, "ack", 60, id=queued["id"])
     assert (ack["status"], ack["reason"]) == ("rejected", "face_mismatch")
-    await wait_until(lambda: any("✗" in line for line in dev.screen()))
+    await wait_until(lambda: showed(dev, "✗"))
 
 
 async def test_a_late_punch_says_so_on_the_terminal(
@@ -329,7 +330,7 @@ async def test_a_late_punch_says_so_on_the_terminal(
         queued = await wait(dev, "queued")
         ack = await wait(dev, "ack", id=queued["id"])
         assert (ack["status"], ack["reason"]) == ("accepted", "ok")
-        await wait_until(lambda: any(line.startswith(words) for line in dev.screen()))  # noqa: B023
+        await wait_until(lambda: showed(dev, words))  # noqa: B023
 
 
 async def test_the_leave_key_then_a_card_shows_the_leave_balance(
@@ -358,7 +359,7 @@ async def test_the_leave_key_then_a_card_shows_the_leave_balance(
         queued = await wait(dev, "queued", kind="query")
         ack = await wait(dev, "ack", id=queued["id"])
         assert (ack["status"], ack["reason"], ack["action"]) == ("accepted", "ok", "remove")
-        await wait_until(lambda: any(words in line for line in dev.screen()))  # noqa: B023
+        await wait_until(lambda: showed(dev, words))  # noqa: B023
         # The question is kept at the gateway, never as attendance: nothing was clocked.
         with sqlite3.connect(gw.settings.db_path) as con:
             stored = con.execute(
@@ -386,7 +387,7 @@ async def test_the_leave_key_offline_says_try_later_and_sends_nothing(
     dev.send("button leave")
     await wait_until(lambda: any("Leave balance" in line for line in dev.screen()))
     dev.punch("C0001")
-    await wait_until(lambda: any("Offline: try later" in line for line in dev.screen()))
+    await wait_until(lambda: showed(dev, "Offline: try later"))
     assert dev.of("queued") == [], "an answer for later is no answer: nothing is kept"
 
     broker.start()
