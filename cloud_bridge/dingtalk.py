@@ -510,10 +510,11 @@ class DingTalkAdapter:
 
     # -- attendance groups, meeting rooms, leave quotas (cloud_bridge.capabilities) ----------
 
-    async def _result(self, path: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        """One pull call's ``result``; raises :class:`CloudError` for any errcode."""
+    async def _ok(self, path: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One call's answer; raises :class:`CloudError` for any errcode (transient unless the
+        backend says the call can never succeed)."""
         async with self._slots:
-            data = await self._call("POST", path, action=action, json=body)
+            data: dict[str, Any] = await self._call("POST", path, action=action, json=body)
         code = data["errcode"]
         if code != ERR_OK:
             raise CloudResponseError(
@@ -522,6 +523,11 @@ class DingTalkAdapter:
                 retry_after_s=_RETRY_AFTER_S.get(code),
                 transient=code not in _PERMANENT_ERRCODES,
             )
+        return data
+
+    async def _result(self, path: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One pull call's ``result``; raises :class:`CloudError` for any errcode."""
+        data = await self._ok(path, action, body)
         result = data.get("result")
         if not isinstance(result, dict):
             raise CloudResponseError(f"{action}: the answer has no result")
@@ -660,17 +666,7 @@ class DingTalkAdapter:
             "msg": {"msgtype": "text", "text": {"content": text}},
             "idempotency_key": key,
         }
-        action = f"sending reminder {key}"
-        async with self._slots:
-            data = await self._call("POST", NOTIFY_PATH, action=action, json=body)
-        code = data["errcode"]
-        if code != ERR_OK:
-            raise CloudResponseError(
-                f"{action}: errcode {code}: {data.get('errmsg', '')}",
-                errcode=code,
-                retry_after_s=_RETRY_AFTER_S.get(code),
-                transient=code not in _PERMANENT_ERRCODES,
-            )
+        await self._ok(NOTIFY_PATH, f"sending reminder {key}", body)
 
     async def upload_receipts(self, receipts: Sequence[OutReceipt]) -> list[ReceiptResult]:
         """One call per receipt (``concurrency`` at a time), one result per receipt in order;
