@@ -359,7 +359,11 @@ async def test_the_leave_key_then_a_card_shows_the_leave_balance(
         queued = await wait(dev, "queued", kind="query")
         ack = await wait(dev, "ack", id=queued["id"])
         assert (ack["status"], ack["reason"], ack["action"]) == ("accepted", "ok", "remove")
-        await wait_until(lambda: showed(dev, words))  # noqa: B023
+        try:
+            await wait_until(lambda: showed(dev, words))  # noqa: B023
+        except AssertionError:
+            shown = [e["lines"] for e in dev.of("screen")][-6:]
+            raise AssertionError(f"{words!r} never shown; screens {shown}\n{dev.tail()}") from None
         # The question is kept at the gateway, never as attendance: nothing was clocked.
         with sqlite3.connect(gw.settings.db_path) as con:
             stored = con.execute(
