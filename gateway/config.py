@@ -243,6 +243,11 @@ class TackSettings(BaseSettings):
         return self.face.key_file or self.data_dir / "face.key"
 
     @property
+    def audit_head_file(self) -> Path:
+        """Where the audit chain's newest id and hash are kept, outside the database."""
+        return self.data_dir / "audit.head"
+
+    @property
     def mqtt_client_id(self) -> str:
         return self.mqtt.client_id or f"tack-gateway-{self.site}"
 

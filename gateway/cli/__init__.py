@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from gateway.cli import (
+    audit_cmd,
     demo,
     devices_cmd,
     faces_cmd,
@@ -32,6 +33,7 @@ app.command("status")(records_cmd.status)
 app.command("demo")(demo.demo)
 app.add_typer(faces_cmd.app, name="faces")
 app.add_typer(notices_cmd.app, name="notices")
+app.add_typer(audit_cmd.app, name="audit")
 
 
 def _mount_optional_groups() -> None:

@@ -11,7 +11,7 @@ import aiosqlite
 
 from gateway.store.errors import StoreError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _DDL_V1 = """
 CREATE TABLE IF NOT EXISTS records (
@@ -283,6 +283,31 @@ CREATE TABLE IF NOT EXISTS notice_devices (
 );
 """
 
+# v9: facilities admin (gateway/admin/, gateway/audit/). Local accounts with argon2 hashes and a
+# role; the audit log, each entry carrying the hash of the one before it so that an edited or
+# deleted entry breaks the chain (gateway/audit/chain.py).
+_DDL_V9 = """
+CREATE TABLE IF NOT EXISTS accounts (
+    username        TEXT PRIMARY KEY,
+    password_hash   TEXT    NOT NULL,
+    role            TEXT    NOT NULL,
+    disabled        INTEGER NOT NULL DEFAULT 0,
+    created_ts_ms   INTEGER NOT NULL,
+    changed_ts_ms   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS audit_log (
+    id              INTEGER PRIMARY KEY,
+    ts_ms           INTEGER NOT NULL,
+    actor           TEXT    NOT NULL,
+    action          TEXT    NOT NULL,
+    target          TEXT    NOT NULL DEFAULT '',
+    detail          TEXT    NOT NULL DEFAULT '{}',
+    prev_hash       TEXT    NOT NULL,
+    hash            TEXT    NOT NULL
+);
+"""
+
 
 async def migrate(db: aiosqlite.Connection) -> None:
     """Bring the file to :data:`SCHEMA_VERSION`; refuse a file written by a newer Tack."""
@@ -310,5 +335,7 @@ async def migrate(db: aiosqlite.Connection) -> None:
         await db.executescript(_DDL_V7)
     if version < 8:
         await db.executescript(_DDL_V8)
+    if version < 9:
+        await db.executescript(_DDL_V9)
     if version < SCHEMA_VERSION:
         await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
