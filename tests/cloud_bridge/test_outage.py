@@ -74,7 +74,9 @@ async def test_one_hour_outage_catches_up_today_first_in_order_each_once(
         for dev in DEVICES
         for i in range(BACKLOG_PER_DEVICE)
     ]
-    sim.state.set_faults(Faults(outage_until_ms=clock.ms + HOUR_MS))
+    # Ends half a minute after the hour's last punch: the outage must still hold while the test
+    # looks at what got through (ending on that punch's very millisecond let the bridge in).
+    sim.state.set_faults(Faults(outage_until_ms=clock.ms + HOUR_MS + MINUTE_MS // 2))
     in_outage: list[str] = []
     during_catchup: list[str] = []
     async with Bridge(settings, clock=clock.now_ms) as bridge:
