@@ -516,3 +516,38 @@ def test_out_of_memory_while_compacting_puts_it_off_and_loses_nothing(tmp):
     for i in range(25, 30):
         assert again.read(_mid(i))[1] == _payload(i), "record %d intact" % i
     again.close()
+
+
+def test_out_of_memory_opening_the_compacted_file_puts_that_off_too(tmp):
+    # The last step of a compaction opens the new file: a heap too full for the file object
+    # must not leave the outbox closed (every later call would fail until a reboot).
+    import builtins
+
+    box, _ = _opened(tmp)
+    box.compact_min_bytes = 2048
+    for i in range(30):
+        box.append(_mid(i), "punch", _payload(i))
+    real = builtins.open
+    failed = []
+
+    def full_heap(path, mode="r"):
+        if mode == "r+b" and not failed:
+            failed.append(path)
+            raise MemoryError("memory allocation failed")
+        return real(path, mode)
+
+    try:
+        builtins.open = full_heap
+        for i in range(20):
+            assert box.remove(_mid(i)), "a remove must not fail because compaction did"
+    finally:
+        builtins.open = real
+    assert failed, "the reopen was not reached"
+    assert _mid(25) in box, "the outbox still answers for what it holds"
+    assert box.ids() == [_mid(i) for i in range(20, 30)], box.ids()
+    box.append(_mid(30), "punch", _payload(30))
+    assert box.read(_mid(30))[1] == _payload(30)
+    box.close()
+    again, _ = _opened(tmp)
+    assert again.ids() == [_mid(i) for i in range(20, 31)], again.ids()
+    again.close()

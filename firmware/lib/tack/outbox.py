@@ -54,6 +54,7 @@ RAM: per live message the index keeps 10 bytes (CRC-32 of the id, offset, record
 file when needed.
 """
 
+import gc
 import binascii
 import os
 import struct
@@ -119,6 +120,9 @@ class Outbox:
         self.max_records = max_records
         self.max_bytes = max_bytes
         self._f = None
+        # The file was closed for a compaction's rename and not opened again yet (a heap too
+        # full for the file object): the next use opens it.
+        self._reopen = False
         self._size = 0  # end of the last valid record: where the next one goes
         self._live = 0  # bytes of live append records
         self._buf = bytearray(_CHUNK)
@@ -202,7 +206,15 @@ class Outbox:
     def _file(self):
         f = self._f
         if f is None:
-            raise RuntimeError(why("ob_closed", self.path))
+            if not self._reopen:
+                raise RuntimeError(why("ob_closed", self.path))
+            try:
+                f = open(self.path, "r+b")
+            except MemoryError:
+                gc.collect()  # what a compaction left behind is garbage by now
+                f = open(self.path, "r+b")
+            self._f = f
+            self._reopen = False
         return f
 
     # -- the public API ------------------------------------------------------------------
@@ -287,7 +299,9 @@ class Outbox:
         return len(self._idx) // _ENTRY
 
     def __contains__(self, msg_id):
-        if self._f is None or not isinstance(msg_id, str) or not 1 <= len(msg_id) <= MAX_ID:
+        if self._f is None and not self._reopen:
+            return False
+        if not isinstance(msg_id, str) or not 1 <= len(msg_id) <= MAX_ID:
             return False
         return self._find(msg_id.encode()) >= 0
 
@@ -350,6 +364,7 @@ class Outbox:
         return self._size
 
     def close(self):
+        self._reopen = False
         f = self._f
         if f is not None:
             self._f = None

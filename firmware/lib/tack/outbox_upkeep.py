@@ -173,6 +173,9 @@ def compact(box):
         raise
     f.close()
     box._f = None
+    # From here the file is opened again at its next use, whatever fails: opening it needs
+    # heap, and a full heap must put that off rather than leave the outbox closed.
+    box._reopen = True
     try:
         outbox._replace(tmp, box.path)
     except (OSError, MemoryError):
@@ -180,13 +183,17 @@ def compact(box):
         # Renamed before the error: carry on below with the new file.
         if _exists(tmp) or not _exists(box.path):
             if _exists(box.path):
-                box._f = open(box.path, "r+b")
                 outbox._remove_quiet(tmp)
+            else:  # half a FAT rename: only open() at the next boot knows what to keep
+                box._reopen = False
             raise
-    box._f = open(box.path, "r+b")
     pos = 0
     for i in range(len(box)):
         struct.pack_into("<I", box._idx, i * _ENTRY + 4, pos)
         pos += box._entry(i)[1]
     box._size = pos
     box._live = pos
+    # Last, and put off on a full heap: the index already matches the new file, so a
+    # MemoryError here leaves an outbox that opens its file at its next use.
+    box._reopen = True
+    box._file()
