@@ -26,6 +26,7 @@ from gateway.notices.service import NoticeService
 from gateway.presence import PresenceTracker
 from gateway.registry import DeviceRegistry
 from gateway.rooms import RoomService, caldav_source
+from gateway.sitetime import zone_at
 from gateway.store import open_database
 from gateway.store.records import RecordWriter, now_ms
 from gateway.transport import Inbound
@@ -35,6 +36,7 @@ from gateway.verify.attendance import AttendanceVerifier
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 10.0  # on shutdown, how long messages in hand may take to finish
+TIME_RESYNC_S = 6 * 3600  # cmd/time again to devices online (their next DST change, drift)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +107,11 @@ class Gateway:
             self.bridge = await stack.enter_async_context(
                 Bridge(s, metrics_registry=self.metrics.registry)
             )
+        self._zone = ZoneInfo(s.attendance.timezone)
         self.rooms = RoomService(
             self.aux,
             s.rooms,
-            ZoneInfo(s.attendance.timezone),
+            self._zone,
             clock=self._clock,
             publish=self._send_schedule,
         )
@@ -138,6 +141,7 @@ class Gateway:
             rooms=self.rooms,
         )
         self._spawn(self._refresh_loop(), "tack.registry.refresh")
+        self._spawn(self._time_loop(), "tack.time")
         await stack.enter_async_context(self.transport)
         self._spawn(self._rooms_loop(), "tack.rooms.tick")
         caldav = caldav_source.config_of(s.rooms)
@@ -228,12 +232,32 @@ class Gateway:
         QoS 0 on purpose: a QoS 1 copy would wait in the broker for a device that is away and
         set its clock to a stale time when it comes back.
         """
+        now = self._clock()
+        tz_min, tz_next = zone_at(self._zone, now)
         self.transport.publish(
             topic(self.settings.site, device_id, TopicKind.CMD, "time"),
-            encode_time(now_ms()),
+            encode_time(now, tz_min=tz_min, tz_next=tz_next),
             qos=0,
         )
         self.metrics.time_syncs.inc()
+
+    async def _time_loop(self) -> None:
+        """``cmd/time`` again to every device online, every ``TIME_RESYNC_S``: a device that
+        stays connected for months still hears of the next daylight-saving change in time (a
+        change is announced ``sitetime.HORIZON_DAYS`` ahead), and its clock's drift is undone."""
+        while True:
+            await asyncio.sleep(TIME_RESYNC_S)
+            try:
+                async with self.aux.execute(
+                    "SELECT device_id FROM presence WHERE online = 1"
+                ) as cur:
+                    online = [str(r[0]) for r in await cur.fetchall()]
+            except Exception:
+                log.exception("could not list the devices online; their time is sent later")
+                continue
+            if self.transport.connected.is_set():
+                for device_id in online:
+                    self._send_time(device_id)
 
     async def _refresh_loop(self) -> None:
         while True:

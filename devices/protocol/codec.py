@@ -44,6 +44,8 @@ from devices.protocol.limits import (
     MAX_SCHEDULE_ITEMS,
     MAX_STATE_BYTES,
     MAX_TITLE_CHARS,
+    MAX_TZ_MIN,
+    MIN_TZ_MIN,
     PROTOCOL_VERSION,
 )
 from devices.protocol.messages import (
@@ -504,11 +506,31 @@ def decode_frame(topic: Topic, payload: bytes) -> Frame:
     return Frame(device_id=device_id, msg_id=msg_id, sha256=digest, data=bytes(jpeg))
 
 
-def encode_time(ts_ms: int) -> bytes:
-    """``cmd/time``: the gateway's clock, in ms since 1970-01-01T00:00:00Z."""
+def encode_time(
+    ts_ms: int, *, tz_min: int | None = None, tz_next: tuple[int, int] | None = None
+) -> bytes:
+    """``cmd/time``: the gateway's clock, in ms since 1970-01-01T00:00:00Z.
+
+    ``tz_min`` is the site's offset from UTC at ``ts_ms`` in minutes, and ``tz_next`` the next
+    change of it as (when in ms, new offset), so a device shows local time right across a
+    daylight-saving change, even one that comes while it is offline.
+    """
     if not _is_uint53(ts_ms):
         raise ValueError(f"time must be an integer 0..2^53-1 ms, got {ts_ms!r}")
-    return dumps({"v": PROTOCOL_VERSION, "ts": ts_ms})
+    body: dict[str, Any] = {"v": PROTOCOL_VERSION, "ts": ts_ms}
+    if tz_min is not None:
+        if not _is_tz_min(tz_min):
+            raise ValueError(f"tz_min must be {MIN_TZ_MIN}..{MAX_TZ_MIN} minutes, got {tz_min!r}")
+        body["tz_min"] = tz_min
+    if tz_next is not None:
+        when, offset = tz_next
+        if tz_min is None or not _is_uint53(when) or not _is_tz_min(offset):
+            raise ValueError(
+                f"tz_next must be (ms 0..2^53-1, offset {MIN_TZ_MIN}..{MAX_TZ_MIN}) after a "
+                f"tz_min, got {tz_next!r}"
+            )
+        body["tz_next"] = [when, offset]
+    return dumps(body)
 
 
 def decode_time(payload: bytes) -> int:
@@ -516,6 +538,25 @@ def decode_time(payload: bytes) -> int:
     worse than none); ``v`` and unknown fields are not looked at, as in an ack."""
     data = _load_object(payload, MAX_CMD_BYTES)
     return _check_int("ts", _require(data, "ts", int))
+
+
+def decode_time_zone(payload: bytes) -> tuple[int | None, tuple[int, int] | None]:
+    """The site's offset and its next change from a ``cmd/time`` (``decode_time`` has checked
+    the rest), read tolerantly: a ``tz_min`` or ``tz_next`` of the wrong type or out of range
+    reads as absent, and the device keeps the offset it had (a wrong zone shows a wrong hour,
+    but stamps nothing wrong: records carry UTC)."""
+    data = _load_object(payload, MAX_CMD_BYTES)
+    tz_min = data.get("tz_min")
+    if not _is_tz_min(tz_min):
+        return None, None
+    nxt = data.get("tz_next")
+    if isinstance(nxt, list) and len(nxt) == 2 and _is_uint53(nxt[0]) and _is_tz_min(nxt[1]):
+        return tz_min, (nxt[0], nxt[1])
+    return tz_min, None
+
+
+def _is_tz_min(value: object) -> bool:
+    return type(value) is int and MIN_TZ_MIN <= value <= MAX_TZ_MIN
 
 
 def encode_schedule(

@@ -21,6 +21,8 @@ MAX_CREDENTIAL_CHARS = 32
 # Sequence numbers and times must survive a round trip through JSON numbers on any peer:
 # 2**53 is the largest integer a double represents exactly.
 MAX_SAFE_INT = 2**53 - 1
+# A site's offset from UTC in minutes, as cmd/time carries it (UTC-12:00 ... UTC+14:00).
+MIN_TZ_MIN, MAX_TZ_MIN = -720, 840
 
 # Camera frames (evt/frame): a JSON header line, a newline, then the JPEG. A QVGA JPEG of a
 # face at reader distance is 10-30 KiB; 64 KiB is what a device streams from flash without

@@ -279,7 +279,11 @@ def check_command(case):
         _refused(decode, _payload(case), expect)
         return
     got = decode(_payload(case))
-    want = expect["ts_ms"] if case["command"] == "time" else _wire_schedule(expect["schedule"])
+    if case["command"] == "time":
+        nxt = expect.get("tz_next")
+        want = (expect["ts_ms"], expect.get("tz_min"), (nxt[0], nxt[1]) if nxt else None)
+    else:
+        want = _wire_schedule(expect["schedule"])
     if got != want:
         _fail("decode_" + case["command"], got, want)
 

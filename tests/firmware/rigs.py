@@ -61,13 +61,15 @@ def firmware_fixture(tmp_path: Path, site: str, font_bin: Path) -> Iterator[Star
 
 @pytest.fixture(name="gateway_on")
 async def gateway_on_fixture(tmp_path: Path, site: str) -> AsyncIterator[Callable[..., Any]]:
-    """``await make(broker, terminals, panels={device: room or None}, **settings)``."""
+    """``await make(broker, terminals, panels={device: room or None}, clock=None, **settings)``;
+    ``clock`` (UTC ms) is the gateway's: its room service and the time it gives devices."""
     started: list[Gateway] = []
 
     async def make(
         broker: Mosquitto,
         terminals: list[str],
         panels: dict[str, str | None] | None = None,
+        clock: Callable[[], int] | None = None,
         **overrides: Any,
     ) -> Gateway:
         settings = gateway_settings(tmp_path, broker, site, **overrides)
@@ -79,7 +81,7 @@ async def gateway_on_fixture(tmp_path: Path, site: str) -> AsyncIterator[Callabl
                 await add_device(db, panel, replace=True)
         finally:
             await db.close()
-        gw = Gateway(settings)
+        gw = Gateway(settings) if clock is None else Gateway(settings, clock=clock)
         await gw.__aenter__()
         started.append(gw)
         await gw.wait_connected(10)

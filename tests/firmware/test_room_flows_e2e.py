@@ -289,3 +289,49 @@ async def test_a_booking_from_a_caldav_calendar_shows_on_the_panel(
     await see(dev, lambda: led(dev) == "green" and shows(dev, f"Free until {at(gw, start)}"))
     assert shows(dev, f"Next {at(gw, start)}: Sprint retro"), dev.screen()
     assert dev.screen()[0].startswith("Room 5F-A"), dev.screen()
+
+
+# --- a daylight-saving change day --------------------------------------------------------------
+
+BERLIN_SPRING = int(datetime(2026, 3, 29, 1, 0, tzinfo=ZoneInfo("UTC")).timestamp() * 1000)
+
+
+async def test_the_panel_turns_0159_into_0300_on_the_spring_change_and_checks_in_after_it(
+    mosquitto: Mosquitto, gateway_on: Any, firmware: Start
+) -> None:
+    """Berlin, 29 March 2026: at 02:00 CET the clocks go to 03:00 CEST. The gateway runs on a
+    clock 45 s before the change; the panel is configured for UTC+8 (wrong on purpose) and takes
+    the site's offset and its change from ``cmd/time``. It shows 01:59, then 03:00 without being
+    told again, never the hour that does not exist, and the stand-up booked 03:00-03:30 CEST
+    (01:00-01:30 UTC) is open for check-in before the change and checked in after it."""
+    t0 = int(time.time() * 1000)
+    start = BERLIN_SPRING - 45_000
+
+    def clock() -> int:
+        return start + int(time.time() * 1000) - t0
+
+    gw = await gateway_on(
+        mosquitto,
+        [],
+        panels={"room-dst": "r-1"},
+        clock=clock,
+        rooms=ROOMS,
+        attendance={"timezone": "Europe/Berlin"},
+    )
+    await put(gw, booking("bk-dst", "Stand-up", BERLIN_SPRING, 30))
+    dev = await panel(gw, firmware, mosquitto, "room-dst", "Stand-up")
+    synced = dev.of("time")
+    assert synced, dev.tail()
+    # Before the change: the winter hour, the meeting's time in summer time, check-in open.
+    await see(dev, lambda: led(dev) == "amber" and shows(dev, "Check-in open"))
+    assert shows(dev, "Free until 03:00"), dev.screen()
+    assert dev.screen()[0].endswith(" 01:59"), dev.screen()
+
+    await see(dev, lambda: dev.screen()[0].endswith(" 03:00"), 60)  # the clock, after the change
+    assert not any(" 02:" in e["lines"][0] for e in dev.of("screen")), (
+        "the panel showed an hour that does not exist that night"
+    )
+    assert len(dev.of("time")) == len(synced), "the change came from tz_next, not a new cmd/time"
+
+    await checked_in(dev)
+    await see(dev, lambda: shows(dev, "Busy until 03:30"))

@@ -13,6 +13,7 @@ from devices.protocol import (
     decode_notice,
     decode_schedule,
     decode_time,
+    decode_time_zone,
     encode_notice,
     encode_schedule,
     encode_time,
@@ -42,6 +43,11 @@ def test_command_vector(case: Case) -> None:
         return
     if case["command"] == "time":
         assert decode_time(payload_of(case)) == expect["ts_ms"]
+        nxt = expect.get("tz_next")
+        assert decode_time_zone(payload_of(case)) == (
+            expect.get("tz_min"),
+            tuple(nxt) if nxt else None,
+        )
     elif case["command"] == "notice":
         assert decode_notice(payload_of(case)) == expected_notices(expect)
     else:
@@ -52,7 +58,12 @@ def test_command_vector(case: Case) -> None:
 def test_canonical_command_is_what_the_gateway_writes(case: Case) -> None:
     expect = case["expect"]
     if case["command"] == "time":
-        assert encode_time(expect["ts_ms"]) == payload_of(case)
+        nxt = expect.get("tz_next")
+        assert encode_time(
+            expect["ts_ms"],
+            tz_min=expect.get("tz_min"),
+            tz_next=(nxt[0], nxt[1]) if nxt else None,
+        ) == payload_of(case)
         return
     if case["command"] == "notice":
         notices = expected_notices(expect)
@@ -136,3 +147,14 @@ def test_a_full_schedule_of_ascii_titles_fits() -> None:
 def test_encode_time_refuses_what_a_device_would_refuse(ts_ms: int) -> None:
     with pytest.raises(ValueError, match=r"0\.\.2\^53-1"):
         encode_time(ts_ms)
+
+
+@pytest.mark.parametrize(
+    ("tz_min", "tz_next"),
+    [(841, None), (-721, None), (60, (5, 900)), (60, (-1, 120)), (None, (5, 120))],
+)
+def test_encode_time_refuses_an_offset_a_device_would_ignore(
+    tz_min: int | None, tz_next: tuple[int, int] | None
+) -> None:
+    with pytest.raises(ValueError, match="tz_"):
+        encode_time(5, tz_min=tz_min, tz_next=tz_next)

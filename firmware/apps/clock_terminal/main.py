@@ -159,7 +159,7 @@ class ClockTerminal(Device):
             self.mode = _IDLE
 
     def screen(self):
-        clock = self.clock.hhmm(tz_min=self.tz_offset_min)
+        clock = self.clock.hhmm()
         rows = [(0, "%s  %s" % (self.device_id, clock), {"invert": True})]
         if self.mode == _VERDICT and self.verdict is not None:
             ok, name, text = self.verdict

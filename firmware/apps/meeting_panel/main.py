@@ -149,29 +149,28 @@ class MeetingPanel(Device):
     def status_line(self):
         line = super().status_line()
         if self.offline_at is not None:
-            since = self.t("offline_since", self.clock.hhmm(self.offline_at, self.tz_offset_min))
+            since = self.t("offline_since", self.clock.hhmm(self.offline_at))
             line = line.replace(self.t("offline"), since, 1)
         return line
 
     def screen(self):
-        tz = self.tz_offset_min
         now = self.clock.now_ms()
         sched = self.schedule
         name = sched["room"] if sched and sched["room"] else self.device_id
-        rows = [(0, "%s  %s" % (self.t("room", name), self.clock.hhmm(tz_min=tz)), {"invert": True})]
+        rows = [(0, "%s  %s" % (self.t("room", name), self.clock.hhmm()), {"invert": True})]
         if sched is None:
             rows.append((1, self.t("no_schedule"), {"big": True}))
         else:
             current, nxt, pending, _ = room.state(sched, now, self.checked)
             if current is not None:
                 rows.append((1, self._title(current), {"big": True}))
-                rows.append((3, self.t("busy_until", self.clock.hhmm(current["end"], tz)), {}))
+                rows.append((3, self.t("busy_until", self.clock.hhmm(current["end"])), {}))
             else:
                 rows.append((1, self.t("free"), {"big": True}))
                 if nxt is None:
                     rows.append((3, self.t("no_meetings"), {}))
                 else:
-                    rows.append((3, self.t("free_until", self.clock.hhmm(nxt["start"], tz)), {}))
+                    rows.append((3, self.t("free_until", self.clock.hhmm(nxt["start"])), {}))
             if pending is not None:
                 rows.append((4, self.t("check_in_open"), {}))
             elif current is not None:
@@ -181,7 +180,7 @@ class MeetingPanel(Device):
                 if soon is not None:
                     when = self.t("starts_in", soon)
                 else:
-                    when = "%s %s" % (self.t("next"), self.clock.hhmm(nxt["start"], tz))
+                    when = "%s %s" % (self.t("next"), self.clock.hhmm(nxt["start"]))
                 rows.append((5, "%s: %s" % (when, self._title(nxt)), {}))
         if self.choice is not None:
             rows.append((6, self.t("book_choice", self.choice), {"invert": True}))

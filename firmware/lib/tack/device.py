@@ -43,25 +43,36 @@ def _local_ms():
 
 
 class Clock:
-    def __init__(self):
+    def __init__(self, tz_min=0):
         self.offset_ms = 0
         self.synced = False
+        # The site's offset from UTC in minutes, and its next change (ms, minutes) or None:
+        # the configured offset until the gateway's cmd/time says better (sitetime.py there).
+        self.tz = tz_min
+        self.tz_next = None
 
     def now_ms(self):
         return _local_ms() + self.offset_ms
 
-    def sync(self, gateway_ms):
-        """Adopt the gateway's time; returns the correction applied, in ms."""
+    def sync(self, gateway_ms, tz=None, tz_next=None):
+        """Adopt the gateway's time (and its site's offset, when it sends one); returns the
+        correction applied, in ms."""
         before = self.now_ms()
         self.offset_ms = gateway_ms - _local_ms()
         self.synced = True
+        if tz is not None:
+            self.tz = tz
+            self.tz_next = tz_next
         return gateway_ms - before
 
-    def hhmm(self, ms=None, tz_min=0):
-        """``HH:MM`` of a Unix-ms time (now by default) in the device's time zone."""
+    def hhmm(self, ms=None):
+        """``HH:MM`` of a Unix-ms time (now by default) at the site: with the offset of that
+        moment, so a daylight-saving change takes effect when it comes, connected or not."""
         if ms is None:
             ms = self.now_ms()
-        t = time.gmtime(ms // 1000 + tz_min * 60 - _EPOCH_SHIFT_S)
+        nxt = self.tz_next
+        tz = nxt[1] if nxt is not None and ms >= nxt[0] else self.tz
+        t = time.gmtime(ms // 1000 + tz * 60 - _EPOCH_SHIFT_S)
         return "%02d:%02d" % (t[3], t[4])
 
 
@@ -137,7 +148,6 @@ class Device:
         # The settings the running device still reads are kept as attributes (named as their
         # keys, so each key costs no str of its own): the settings dict can then go after boot.
         self.device_id = cfg["device_id"]
-        self.tz_offset_min = cfg["tz_offset_min"]
         self.verdict_show_ms = cfg["verdict_show_ms"]
         self.hal = hal
         self.lang = cfg["lang"]
@@ -148,7 +158,7 @@ class Device:
             os.mkdir(self.data)
         except OSError:
             pass
-        self.clock = Clock()
+        self.clock = Clock(cfg["tz_offset_min"])
         self.state = State(self.data + "/state.json")
         self.boot = self.state.next_boot()
         outbox_max_records = cfg["outbox_max_records"]  # locals named as the keys: no str copies

@@ -200,7 +200,8 @@ class Link:
         name = topic[len(self.base) + 4 :]
         try:
             if name == "time":
-                shift = self.clock.sync(codec.decode_time(payload))
+                ts, tz, tz_next = codec.decode_time(payload)
+                shift = self.clock.sync(ts, tz, tz_next)
                 self.hal.event("time", {"shift_ms": shift})
                 return
             if name != "ack":
