@@ -137,6 +137,8 @@ def status(config: ConfigOption = None) -> None:
 
     async def main() -> dict[str, object]:
         from cloud_bridge.runner import read_status
+        from gateway.notices import store as notice_store
+        from gateway.rooms import store as room_store
         from gateway.store import open_database
         from gateway.store.records import sync_stats
 
@@ -157,6 +159,8 @@ def status(config: ConfigOption = None) -> None:
                 online = (await cur.fetchone() or (0,))[0]
             async with db.execute("SELECT count(*), sum(active) FROM people") as cur:
                 people, active = await cur.fetchone() or (0, 0)
+            rooms = await room_store.outbox_counts(db)
+            notices = await notice_store.counts(db)
         finally:
             await db.close()
         return {
@@ -173,12 +177,23 @@ def status(config: ConfigOption = None) -> None:
             "failed by reason": ", ".join(f"{w} ({n})" for w, n in failed_by.most_common()) or "-",
             "devices": f"{devices} registered, {online} online, {revoked or 0} revoked",
             "people": f"{people} ({active or 0} active)",
+            "room changes to the backend": _upload_row(rooms),
+            "notice receipts to the backend": _upload_row(notices),
+            "notices unread (see tack notices)": notices.get("unread", 0),
         }
 
     table = Table("", "", show_header=False)
     for key, value in run(main()).items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+def _upload_row(counts: dict[str, int]) -> str:
+    """Write-backs the bridge drains besides records: check-ins, bookings, receipts."""
+    return (
+        f"{counts.get('pending', 0)} pending, {counts.get('synced', 0)} sent, "
+        f"{counts.get('failed', 0)} refused by the backend"
+    )
 
 
 # A running bridge saves its status every second; much older than that, it is not running.

@@ -314,3 +314,17 @@ async def note_receipt_attempt(
             " WHERE notice_id = ? AND device_id = ?",
             [(error[:500], *k) for k in _keys(receipts)],
         )
+
+
+async def counts(db: aiosqlite.Connection) -> dict[str, int]:
+    """For ``tack status``: devices yet to acknowledge a notice, and receipts by upload state
+    (``pending``, ``synced``, ``failed``)."""
+    async with db.execute("SELECT count(*) FROM notice_targets WHERE receipt_ts_ms IS NULL") as cur:
+        row = await cur.fetchone()
+    result = {"unread": int(row[0]) if row else 0}
+    async with db.execute(
+        "SELECT upload_state, count(*) FROM notice_targets WHERE upload_state != 'none'"
+        " GROUP BY upload_state"
+    ) as cur:
+        result.update({str(r[0]): int(r[1]) async for r in cur})
+    return result

@@ -150,3 +150,32 @@ def test_show_unknown_notice(config: Path) -> None:
     code, out = tack(config, "show", "n-00000000")
     assert code == 1
     assert "no notice 'n-00000000'" in out
+
+
+def test_status_counts_unread_notices_and_the_write_backs_waiting(config: Path) -> None:
+    """``tack status`` says what waits for the backend besides records: receipts, room changes."""
+    from gateway.rooms import store as room_store
+
+    code, out = tack(config, "send", "--to", "term-1,term-2", "--text", "Fire drill at 3")
+    assert code == 0, out
+    _receipt(config, _sent_id(out), "term-1", None)
+
+    async def queue_room_change() -> None:
+        db = await open_database(load_settings(config).db_path)
+        try:
+            change = room_store.Change("k-1", "checkin", "bk-1", "r-1", {"at": 1})
+            await room_store.queue_once(db, [change])
+        finally:
+            await db.close()
+
+    asyncio.run(queue_room_change())
+    result = CliRunner().invoke(app, ["status", "--config", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in result.output.splitlines()
+        if line.count("│") >= 3
+    }
+    assert rows["notices unread (see tack notices)"] == "1"
+    assert rows["notice receipts to the backend"] == "1 pending, 0 sent, 0 refused by the backend"
+    assert rows["room changes to the backend"] == "1 pending, 0 sent, 0 refused by the backend"
