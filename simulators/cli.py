@@ -363,6 +363,18 @@ def punch(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the ack.")] = 10.0,
+    username: Annotated[
+        str | None,
+        typer.Option(help="Broker username; `tack devices add` issues it (the device id)."),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="TACK_SIM_PASSWORD", help="Broker password of the device."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(help="Connect over TLS trusting this CA (ca.crt of `tack broker config`)."),
+    ] = None,
 ) -> None:
     """Punch once from one terminal and print the verdict.
 
@@ -381,7 +393,16 @@ def punch(
     folder = state_dir or Path(tempfile.gettempdir()) / "tack-sim" / site / device
     try:
         terminal = Terminal(
-            TerminalConfig(site=site, device_id=device, state_dir=folder, host=host, port=port)
+            TerminalConfig(
+                site=site,
+                device_id=device,
+                state_dir=folder,
+                host=host,
+                port=port,
+                username=username,
+                password=password,
+                ca_file=ca_file,
+            )
         )
     except ValueError as exc:
         raise _fail(err, str(exc), 2) from exc

@@ -93,3 +93,14 @@ async def write_transaction(db: aiosqlite.Connection, action: str) -> AsyncItera
             await db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise map_sqlite_error(exc, action) from exc
+
+
+@contextlib.asynccontextmanager
+async def joined_transaction(db: aiosqlite.Connection, action: str) -> AsyncIterator[None]:
+    """The caller's open transaction if there is one (e.g. ``AuditLog.recording``, so a change
+    and its audit entry commit together), else a :func:`write_transaction` of its own."""
+    if db.in_transaction:
+        yield
+        return
+    async with write_transaction(db, action):
+        yield

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from gateway.store.database import write_transaction
+from gateway.store.database import joined_transaction, write_transaction
 from gateway.store.errors import StoreError
 from gateway.store.records import now_ms
 
@@ -48,7 +48,7 @@ class DeviceExistsError(StoreError):
 async def add_device(db: aiosqlite.Connection, device: Device, *, replace: bool = False) -> None:
     verb = "INSERT OR REPLACE" if replace else "INSERT"
     try:
-        async with write_transaction(db, f"adding device {device.device_id}"):
+        async with joined_transaction(db, f"adding device {device.device_id}"):
             await db.execute(
                 f"{verb} INTO devices (device_id, site, device_type, name, revoked,"
                 " created_ts_ms, room_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -62,8 +62,10 @@ async def add_device(db: aiosqlite.Connection, device: Device, *, replace: bool 
                     device.room_id,
                 ),
             )
-    except StoreError as exc:
-        if not isinstance(exc.__cause__, sqlite3.IntegrityError):
+    except (StoreError, sqlite3.IntegrityError) as exc:
+        # Raised as is inside a caller's transaction, wrapped in a StoreError in one of our own.
+        cause = exc if isinstance(exc, sqlite3.IntegrityError) else exc.__cause__
+        if not isinstance(cause, sqlite3.IntegrityError):
             raise
         raise DeviceExistsError(
             f"device {device.device_id!r} is already registered; revoke it first or pick another id"
@@ -80,7 +82,7 @@ async def assign_room(db: aiosqlite.Connection, device_id: str, room_id: str | N
 
 
 async def revoke_device(db: aiosqlite.Connection, device_id: str) -> bool:
-    async with write_transaction(db, f"revoking device {device_id}"):
+    async with joined_transaction(db, f"revoking device {device_id}"):
         cur = await db.execute("UPDATE devices SET revoked = 1 WHERE device_id = ?", (device_id,))
     return cur.rowcount > 0
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,23 @@ CLOSE_HANDLERS_S = 5.0  # at close, how long the handlers of messages in flight 
 
 class LinkError(TackError):
     """The broker could not be reached or refused the gateway."""
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    """TLS 1.2 or newer, the broker's certificate checked against ``mqtt.ca_file`` (or the
+    system's CAs) and its name against ``mqtt.host``; there is no switch to skip either."""
+    ca_file = settings.ca_file
+    if ca_file is not None and not ca_file.is_file():
+        raise LinkError(
+            f"mqtt.ca_file {ca_file} does not exist; give the broker's CA certificate (ca.crt "
+            "in the folder `tack broker config` wrote) or leave it out to use the system's CAs"
+        )
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except ssl.SSLError as exc:
+        raise LinkError(f"mqtt.ca_file {ca_file} is not a PEM CA certificate ({exc})") from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 class MqttTransport:
@@ -68,6 +86,7 @@ class MqttTransport:
         client.on_disconnect = self._gmqtt_disconnect
         client.on_message = self._gmqtt_message
         self._client = client
+        self._ssl = tls_context(settings) if settings.tls else False
 
     async def __aenter__(self) -> MqttTransport:
         # The first connection is retried here; once connected, gmqtt reconnects by itself.
@@ -106,6 +125,7 @@ class MqttTransport:
                     self._settings.port,
                     keepalive=self._settings.keepalive_s,
                     version=MQTTv311,
+                    ssl=self._ssl,
                 )
                 return
             except Exception as exc:  # gmqtt raises OSError or its own MQTTConnectError

@@ -24,6 +24,7 @@ import concurrent.futures
 import enum
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -86,6 +87,11 @@ class TerminalConfig:
     max_inflight: int = 100
     firmware: str = FIRMWARE
     client_id: str | None = None
+    # Broker credentials (username = device id, from `tack devices add`) and, for a TLS
+    # listener, the CA certificate the broker's must chain to (`tack broker config`'s ca.crt).
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
 
     @property
     def mqtt_client_id(self) -> str:
@@ -202,6 +208,11 @@ class Terminal:
     def __init__(self, config: TerminalConfig) -> None:
         if config.ack_timeout_s <= 0 or config.default_retry_s <= 0:
             raise ValueError("ack_timeout_s and default_retry_s must be positive")
+        if config.ca_file is not None and not config.ca_file.is_file():
+            raise ValueError(
+                f"CA file {config.ca_file} does not exist; give the ca.crt that "
+                "`tack broker config` wrote"
+            )
         self.config = config
         # topic() validates site and device id, so a bad one fails here, not on the wire.
         self._evt_topic = topic(config.site, config.device_id, "evt", "punch")
@@ -312,6 +323,10 @@ class Terminal:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_socket_open = no_delay
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.ca_file is not None:
+            client.tls_set_context(device_tls_context(cfg.ca_file))
         client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
         self._client = client
         self._state = _State.RUNNING
@@ -696,6 +711,13 @@ class Terminal:
                 if still:
                     self._publish(pending)
         log.debug("device %s resent %d unacknowledged", self.device_id, len(batch))
+
+
+def device_tls_context(ca_file: Path) -> ssl.SSLContext:
+    """What a device does: TLS 1.2+, trusting only the gateway's CA, checking the host name."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
