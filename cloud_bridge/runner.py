@@ -50,6 +50,8 @@ from cloud_bridge.roomsync import RoomSync
 from devices.protocol.errors import TackError
 from gateway.attendance.leave import LeaveDay, upsert_leave
 from gateway.config import TackSettings
+from gateway.security.keyring import Keyring, keyring_for
+from gateway.security.store_lock import SharedStoreLock
 from gateway.store.database import open_database, write_transaction
 from gateway.store.departed import PHOTO_KEY_PREFIX
 from gateway.store.records import (
@@ -182,7 +184,7 @@ class Bridge:
         self._state = BridgeState.IDLE
         self._status_written_s = 0.0
         self._status_written: dict[str, Any] | None = None
-        self._face_key: bytes | None = None
+        self._face_key: Keyring | None = None
         self._face_key_error: str | None = None
         self.counters = BridgeCounters()
         self._clock = clock
@@ -267,7 +269,10 @@ class Bridge:
         if self._state is not BridgeState.IDLE:
             raise RuntimeError(f"bridge is {self._state.value}; a Bridge is single-use")
         self._set_state(BridgeState.RUNNING)
+        store_lock: SharedStoreLock | None = None
         try:
+            # Like the gateway, hold the store so `tack backup restore` does not swap it away.
+            store_lock = SharedStoreLock(self._settings.db_path)
             db = await open_database(
                 self._settings.db_path,
                 synchronous=self._settings.store.synchronous,
@@ -296,6 +301,8 @@ class Bridge:
                 finally:
                     await db.close()
         finally:
+            if store_lock is not None:
+                store_lock.release()
             self._set_state(BridgeState.CLOSED)
             log.info("bridge stopped", extra={"site": self.site})
 
@@ -415,7 +422,9 @@ class Bridge:
         db, adapter = self._require_running()
         self._wake.clear()
         async with self._store():
-            batch = await catchup_batch(db, adapter.batch_size, self._today_ms())
+            batch = await catchup_batch(
+                db, adapter.batch_size, self._today_ms(), keyring_for(self._settings)
+            )
         if not batch:
             return _Round.IDLE, None, True
         self.counters.rounds += 1
@@ -571,18 +580,19 @@ class Bridge:
 
     # -- photos -------------------------------------------------------------------------------
 
-    def _load_face_key(self) -> bytes | None:
-        """The template key, or None (logged) when face templates cannot be written here: the
-        ``face`` extra is missing or the key file is unusable. Roster and leave go on."""
+    def _load_face_key(self) -> Keyring | None:
+        """The keyring templates are sealed with, or None (logged) when face templates cannot
+        be written here: the ``face`` extra is missing or the keyring is unusable. Roster and
+        leave go on."""
         if self._face_key is not None:
             return self._face_key
         try:
-            from gateway.verify.face.keys import load_key
+            import gateway.verify.face  # noqa: F401 - needs the `face` extra
         except ImportError as exc:
             text = f"photos not enrolled: the face extra is not installed ({exc})"
         else:
             try:
-                self._face_key = load_key(self._settings.face_key_file)
+                self._face_key = keyring_for(self._settings)
                 return self._face_key
             except TackError as exc:
                 text = f"photos not enrolled: {exc.message}"

@@ -17,6 +17,7 @@ import aiosqlite
 from devices.protocol import Frame, ProtocolError, ReasonCode, Topic, decode_frame
 from gateway.metrics import GatewayMetrics
 from gateway.registry import DeviceRegistry
+from gateway.security.keyring import Keyring
 from gateway.store.errors import StoreError
 from gateway.store.frames import store_frame
 from gateway.transport import Inbound
@@ -31,8 +32,10 @@ class FrameReceiver:
         registry: DeviceRegistry,
         metrics: GatewayMetrics,
         on_frame: Callable[[Frame], None] | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self._db = db
+        self._keyring = keyring
         self._registry = registry
         self._metrics = metrics
         self._on_frame = on_frame
@@ -55,7 +58,7 @@ class FrameReceiver:
         if self._on_frame is not None:
             self._on_frame(frame)  # the face check starts now, in parallel with the commit
         try:
-            stored = await store_frame(self._db, frame)
+            stored = await store_frame(self._db, frame, self._keyring)
         except StoreError as exc:
             log.error("could not store a camera frame: %s", exc.message, extra=ctx)
             return True

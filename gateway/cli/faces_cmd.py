@@ -6,12 +6,16 @@ The face libraries load inside the commands (they take a second), so ``tack --he
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from gateway.cli.common import ConfigOption, console, err_console, run, settings_from
+from gateway.config import TackSettings
+
+if TYPE_CHECKING:
+    from gateway.security.keyring import Keyring
 
 app = typer.Typer(help="Face templates: key, enrolment, evaluation.", no_args_is_help=True)
 
@@ -65,9 +69,8 @@ def enroll(
         from gateway.store import open_database
         from gateway.verify.face import enroll_photos, limits_from
         from gateway.verify.face.errors import FaceError
-        from gateway.verify.face.keys import load_key
 
-        key = load_key(key_file or settings.face_key_file)
+        key = _keys(settings, key_file)
         db = await open_database(settings.db_path)
         try:
             if not force:
@@ -108,12 +111,11 @@ def list_(key_file: KeyFileOption = None, config: ConfigOption = None) -> None:
 
     async def main() -> dict[str, int]:
         from gateway.store import open_database
-        from gateway.verify.face.keys import load_key
         from gateway.verify.face.templates import TemplateStore
 
         db = await open_database(settings.db_path)
         try:
-            return await TemplateStore(db, load_key(key_file or settings.face_key_file)).counts()
+            return await TemplateStore(db, _keys(settings, key_file)).counts()
         finally:
             await db.close()
 
@@ -186,3 +188,13 @@ def evaluate(
     for name, why in report["failed"].items():
         err_console.print(f"[yellow]not encoded[/yellow] {name}: {why}")
     console.print(f"wrote {out / 'report.json'}, " + ", ".join(report["plots"]))
+
+
+def _keys(settings: TackSettings, key_file: Path | None) -> Keyring:
+    """The keyring (which reads a legacy ``face.key`` too), or the one key of ``--key-file``."""
+    from gateway.security.keyring import Keyring, keyring_for
+    from gateway.verify.face.keys import load_key
+
+    if key_file is not None:
+        return Keyring.single(load_key(key_file))
+    return keyring_for(settings, create=False)

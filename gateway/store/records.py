@@ -16,12 +16,15 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from gateway.store.database import map_sqlite_error, write_transaction
 from gateway.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from gateway.security.keyring import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +92,17 @@ class OutRecord:
 
 _INSERT = """
 INSERT INTO records (device_id, msg_id, seq, kind, device_ts_ms, received_ts_ms, person_id,
-                     credential, body, status, reason, verdict, sync_state)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     credential, body, status, reason, verdict, sync_state, key_id, sealed)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (device_id, msg_id) DO NOTHING
 """
 
 
 class RecordWriter:
-    """Group commit over one connection. Use as ``async with``; submit from any task."""
+    """Group commit over one connection. Use as ``async with``; submit from any task.
+
+    With a ``keyring`` the personal fields are sealed (gateway/security/sealed_fields.py);
+    without one they are written in the clear, as before schema v10."""
 
     def __init__(
         self,
@@ -105,8 +111,10 @@ class RecordWriter:
         max_batch: int,
         max_pending: int,
         on_commit: Callable[[int], None] | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self._db = db
+        self._keyring = keyring
         self._on_commit = on_commit
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[NewRecord, asyncio.Future[WriteResult]]] = asyncio.Queue(
@@ -167,7 +175,7 @@ class RecordWriter:
                 async with db.execute("SELECT coalesce(max(id), 0) FROM records") as cur:
                     row = await cur.fetchone()
                 before = int(row[0]) if row else 0
-                await db.executemany(_INSERT, [_row(r) for r in batch])
+                await db.executemany(_INSERT, [_row(r, self._keyring) for r in batch])
                 async with db.execute(
                     "SELECT id, device_id, msg_id FROM records WHERE id > ?", (before,)
                 ) as cur:
@@ -207,7 +215,17 @@ class RecordWriter:
         return WriteResult(False, int(row[0]), row[1], row[2], json.loads(row[3]))
 
 
-def _row(r: NewRecord) -> tuple[Any, ...]:
+def _row(r: NewRecord, keyring: Keyring | None) -> tuple[Any, ...]:
+    credential: str | None = r.credential
+    kid: str | None = None
+    sealed: bytes | None = None
+    if keyring is None:
+        body = json.dumps(r.body, separators=(",", ":"))
+    else:
+        from gateway.security.sealed_fields import seal_record
+
+        body, kid, sealed = seal_record(keyring, r.device_id, r.msg_id, r.credential, r.body)
+        credential = None
     return (
         r.device_id,
         r.msg_id,
@@ -216,23 +234,27 @@ def _row(r: NewRecord) -> tuple[Any, ...]:
         r.device_ts_ms,
         r.received_ts_ms,
         r.person_id,
-        r.credential,
-        json.dumps(r.body, separators=(",", ":")),
+        credential,
+        body,
         r.status,
         r.reason,
         json.dumps(r.verdict, separators=(",", ":"), ensure_ascii=False),
         r.sync_state,
+        kid,
+        sealed,
     )
 
 
 _PENDING_COLUMNS = (
     "SELECT id, device_id, msg_id, seq, kind, device_ts_ms, received_ts_ms, person_id,"
-    " credential, sync_attempts FROM records INDEXED BY records_pending_order"
-    " WHERE sync_state = 'pending'"
+    " credential, sync_attempts, key_id, sealed, body FROM records"
+    " INDEXED BY records_pending_order WHERE sync_state = 'pending'"
 )
 
 
-async def catchup_batch(db: aiosqlite.Connection, limit: int, today_ms: int) -> list[OutRecord]:
+async def catchup_batch(
+    db: aiosqlite.Connection, limit: int, today_ms: int, keyring: Keyring | None = None
+) -> list[OutRecord]:
     """The next records to upload after an outage: punches made since ``today_ms`` (the start
     of the site's day) first, then the backlog oldest first; within each, by device time,
     and a device's records in sequence order.
@@ -251,7 +273,14 @@ async def catchup_batch(db: aiosqlite.Connection, limit: int, today_ms: int) -> 
             _PENDING_COLUMNS + " AND device_ts_ms < ?" + order, (today_ms, limit - len(rows))
         ) as cur:
             rows.extend(await cur.fetchall())
-    return [OutRecord(*row) for row in rows]
+    from gateway.security.sealed_fields import open_record
+
+    out = []
+    for row in rows:
+        rid, dev, mid, seq, kind, dts, rts, person, cred, attempts, kid, sealed, body = row
+        cred, _ = open_record(keyring, dev, mid, kid, sealed, cred, body)
+        out.append(OutRecord(rid, dev, mid, seq, kind, dts, rts, person, cred, attempts))
+    return out
 
 
 async def retry_failed(db: aiosqlite.Connection, record_ids: Sequence[int] | None = None) -> int:

@@ -29,8 +29,10 @@ import aiosqlite
 from devices.protocol import Envelope, Frame, PunchBody, QueryBody, ReasonCode, Verdict
 from gateway.attendance import Policy
 from gateway.attendance.balances import describe_balances, leave_balance
+from gateway.attendance.shifts import SHIFTS_VERSION_KEY, effective_policy
 from gateway.attendance.store import classify_punch
 from gateway.config import TackSettings
+from gateway.security.keyring import keyring_for
 from gateway.store.devices import Device
 from gateway.store.frames import load_frame
 from gateway.store.roster import get_value
@@ -77,6 +79,10 @@ class AttendanceVerifier:
         self.policy = policy
         self.face = face
         self._fences_version: str | None = None
+        # The policy with the backend's shifts in place (gateway.attendance.shifts), read at
+        # each reload rather than for each punch: the bridge changes shifts a few times a year.
+        self._effective = policy
+        self._shifts_version: str | None = None
 
     @classmethod
     async def open(cls, db: aiosqlite.Connection, settings: TackSettings) -> AttendanceVerifier:
@@ -87,15 +93,17 @@ class AttendanceVerifier:
             await load_fences(db, settings.site), GeoPolicy.from_settings(settings.attendance)
         )
         now = int(time.time() * 1000)
-        geo.seed(await recent_fixes(db, now - _SPEED_HISTORY_MS))
+        geo.seed(await recent_fixes(db, now - _SPEED_HISTORY_MS, keyring_for(settings)))
         face: FaceVerifier | None = None
         if settings.face.enabled:
             from gateway.verify.face import FaceVerifier  # needs the `face` extra
 
-            face = FaceVerifier.from_settings(db, settings.face, settings.face_key_file)
+            face = FaceVerifier.from_settings(db, settings.face, keyring_for(settings))
             await face.start()
         verifier = cls(db, settings, roster, geo, Policy.from_settings(settings.attendance), face)
         verifier._fences_version = await get_value(db, GEOFENCES_VERSION_KEY)
+        verifier._shifts_version = await get_value(db, SHIFTS_VERSION_KEY)
+        verifier._effective = await effective_policy(db, verifier.policy)
         return verifier
 
     async def close(self) -> None:
@@ -116,6 +124,11 @@ class AttendanceVerifier:
             changed = True
         if self.face is not None:
             changed = await self.face.reload() or changed
+        shifts = await get_value(self._db, SHIFTS_VERSION_KEY)
+        if shifts != self._shifts_version:
+            self._effective = await effective_policy(self._db, self.policy)
+            self._shifts_version = shifts
+            changed = True
         return changed
 
     async def verify(self, envelope: Envelope, device: Device) -> Decision:
@@ -161,12 +174,13 @@ class AttendanceVerifier:
                 refusal, text = where.reason, where.text
         meaning = await classify_punch(
             self._db,
-            self.policy,
+            self._effective,
             person,
             envelope.device_ts_ms,
             refusal=refusal,
             refusal_text=text,
             exclude=(envelope.device_id, envelope.msg_id),
+            shifts_resolved=True,
         )
         # A repeat is answered "already recorded" (green) and kept locally, never uploaded.
         accepted = meaning.accepted and meaning.record and meaning.reason is ReasonCode.OK
@@ -197,7 +211,9 @@ class AttendanceVerifier:
             return None
         deadline = time.monotonic() + self._settings.face.frame_wait_s
         while True:
-            frame = await load_frame(self._db, envelope.device_id, envelope.msg_id)
+            frame = await load_frame(
+                self._db, envelope.device_id, envelope.msg_id, keyring_for(self._settings)
+            )
             if frame is not None or time.monotonic() >= deadline:
                 return frame.data if frame is not None else None
             await asyncio.sleep(_FRAME_POLL_S)

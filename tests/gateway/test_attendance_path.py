@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from devices.protocol import AckStatus, ReasonCode, encode_frame
+from gateway.security.keyring import keyring_for
+from gateway.security.sealed_fields import open_record
 from gateway.store import open_database
 from gateway.verify.geo.fence import fence_from_spec
 from gateway.verify.geo.store import replace_fences
@@ -73,10 +75,13 @@ async def test_geofence_decides_where_a_punch_counts(
     assert acks[mocked["id"]].reason is ReasonCode.GPS_MOCK
     assert acks[mocked["id"]].status is AckStatus.REJECTED
     with sqlite3.connect(gw.settings.db_path) as con:
-        (body,) = con.execute(
-            "SELECT body FROM records WHERE msg_id = ?", (inside["id"],)
+        row = con.execute(
+            "SELECT device_id, msg_id, key_id, sealed, credential, body FROM records"
+            " WHERE msg_id = ?",
+            (inside["id"],),
         ).fetchone()
-    assert '"prov":"gps"' in body, "the fix's provider is kept with the record"
+    _, body = open_record(keyring_for(gw.settings), *row)  # the GPS fix is sealed at rest
+    assert body["gps"]["prov"] == "gps", "the fix's provider is kept with the record"
 
 
 @pytest.fixture
@@ -156,3 +161,47 @@ def _blank_jpeg() -> bytes:
     ok, buf = cv2.imencode(".jpg", img)
     assert ok
     return bytes(buf.tobytes())
+
+
+async def test_shifts_pulled_from_the_backend_apply_from_the_next_registry_refresh(
+    gateway_factory: Callable[..., Any], raw_device: Callable[[str], RawDevice]
+) -> None:
+    """The gateway keeps the effective shifts between refreshes instead of reading them for every
+    punch; a pull by the bridge (another connection) still counts within one refresh."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from gateway.attendance.policy import Shift
+    from gateway.attendance.shifts import replace_shifts
+
+    zone = ZoneInfo("Asia/Shanghai")
+    now = dt.datetime.now(zone)
+
+    def hhmm(hours: int) -> str:
+        return (now + dt.timedelta(hours=hours)).strftime("%H:%M")
+
+    # The config's shift starts in an hour: a punch now is on time. The backend's started two
+    # hours ago: a punch now is late.
+    configured = {"name": "config", "start": hhmm(1), "end": hhmm(5), "days": list(range(1, 8))}
+    gw = await gateway_factory(
+        devices=["term-001"],
+        attendance={"repeat_window_s": 0, "timezone": "Asia/Shanghai", "shifts": [configured]},
+    )
+    start = (now - dt.timedelta(hours=2)).time().replace(second=0, microsecond=0)
+    end = (now + dt.timedelta(hours=4)).time().replace(second=0, microsecond=0)
+    dev = raw_device("term-001")
+    dev.send(dev.envelope())
+    before = await dev.next_ack()
+    assert before.verdict is not None
+    assert before.verdict.cls == "in", before.verdict
+    db = await open_database(gw.settings.db_path)
+    try:
+        shift = Shift("backend-day", start, end, days=frozenset(range(1, 8)), grace_in_min=0)
+        await replace_shifts(db, [("s-1", shift)])
+    finally:
+        await db.close()
+    await asyncio.sleep(1.0)  # the registry refresh (0.5 s) reads the new shifts
+    dev.send(dev.envelope(body={"card": "C0002"}))
+    after = await dev.next_ack()
+    assert after.verdict is not None
+    assert after.verdict.cls == "late", after.verdict

@@ -16,6 +16,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.protocol import AckStatus, ReasonCode, encode_frame, topic
+from gateway.security.keyring import Keyring
+from gateway.security.sealed_fields import open_frame, open_record
 from simulators.mosquitto import Mosquitto
 from tests.fixtures.gateway import RawDevice, count_records
 
@@ -23,8 +25,11 @@ JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9"
 
 
 def frames(db_path: Any) -> list[tuple[str, str, int, bytes]]:
+    """Frames as stored, opened with the keyring beside the store (they are sealed at rest)."""
+    ring = Keyring.load(db_path.parent / "keyring.json")
     with sqlite3.connect(db_path) as db:
-        return list(db.execute("SELECT device_id, msg_id, bytes, data FROM frames ORDER BY 2"))
+        rows = db.execute("SELECT device_id, msg_id, bytes, key_id, data FROM frames ORDER BY 2")
+        return [(d, m, n, open_frame(ring, d, m, k, data)) for d, m, n, k, data in rows]
 
 
 async def wait_for(pred: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -53,8 +58,13 @@ async def test_frame_is_stored_once_and_the_punch_refers_to_it(
     await wait_for(lambda: len(frames(gw.settings.db_path)) == 1)
     assert frames(gw.settings.db_path) == [("term-001", env["id"], len(JPEG), JPEG)]
     with sqlite3.connect(gw.settings.db_path) as db:
-        (body,) = db.execute("SELECT body FROM records WHERE msg_id = ?", (env["id"],)).fetchone()
-    assert json.loads(body)["gps"] == {"lat": 312304017, "lon": 1214737000, "acc": 5}
+        row = db.execute(
+            "SELECT device_id, msg_id, key_id, sealed, credential, body FROM records"
+            " WHERE msg_id = ?",
+            (env["id"],),
+        ).fetchone()
+    _, body = open_record(Keyring.load(gw.settings.keyring_file), *row)
+    assert body["gps"] == {"lat": 312304017, "lon": 1214737000, "acc": 5}
 
 
 async def test_bad_frames_are_counted_and_not_stored(

@@ -8,18 +8,14 @@ instead of surfacing as a thousand integrity failures.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from pathlib import Path
 
+from gateway.security.keyring import KEY_BYTES, key_id
 from gateway.verify.face.errors import FaceKeyError
 
-KEY_BYTES = 32  # AES-256
-
-
-def key_id(key: bytes) -> str:
-    return hashlib.sha256(b"tack-face-key-id\x00" + key).hexdigest()[:16]
+__all__ = ["KEY_BYTES", "create_key_file", "key_id", "load_key"]
 
 
 def create_key_file(path: Path, *, overwrite: bool = False) -> str:

@@ -1,6 +1,7 @@
 """Face templates at rest: each 128-d encoding sealed with AES-256-GCM in table ``face_templates``.
 
-A template is 128 little-endian float64s (1,024 bytes) encrypted under a fresh 96-bit nonce.
+A template is 128 little-endian float64s (1,024 bytes) encrypted under a fresh 96-bit nonce, with
+the keyring's current key (gateway/security/keyring.py; a bare ``face.key`` is a keyring of one).
 The associated data binds the ciphertext to its person and source, so a row copied onto another
 person fails its check just as a flipped bit does. An encoding is not a photo, but it is
 biometric data: whoever holds the store file without the key file learns nothing from it.
@@ -9,23 +10,20 @@ biometric data: whoever holds the store file without the key file learns nothing
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import aiosqlite
 import numpy as np
 import numpy.typing as npt
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.security.keyring import NONCE_BYTES, Keyring, SealError
+from gateway.security.sealed_fields import template_aad
 from gateway.store.database import write_transaction
 from gateway.store.records import now_ms
 from gateway.verify.face.errors import FaceKeyError, FaceTemplateError
 from gateway.verify.face.image import ENCODING_DIM
-from gateway.verify.face.keys import key_id
 
 log = logging.getLogger(__name__)
-NONCE_BYTES = 12
 # Bumped on every change, so a verifier in another process (the gateway, when the bridge or the
 # CLI enrols) knows to reload its gallery.
 TEMPLATES_VERSION_KEY = "face.templates.version"
@@ -45,27 +43,36 @@ class LoadResult:
     damaged: list[int]  # template ids that failed their integrity check
 
 
-def _aad(person_id: str, source: str) -> bytes:
-    return f"tack-face-template:v1\x00{person_id}\x00{source}".encode()
+def as_keyring(keys: bytes | Keyring) -> Keyring:
+    return keys if isinstance(keys, Keyring) else Keyring.single(keys)
 
 
 class TemplateCipher:
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
-        self.key_id = key_id(key)
+    def __init__(self, keys: bytes | Keyring) -> None:
+        self.keyring = as_keyring(keys)
 
-    def seal(self, person_id: str, source: str, encoding: npt.NDArray[np.float64]) -> bytes:
+    @property
+    def key_id(self) -> str:
+        return self.keyring.current_id
+
+    def seal_with_id(
+        self, person_id: str, source: str, encoding: npt.NDArray[np.float64]
+    ) -> tuple[str, bytes]:
+        """``(key id, nonce + ciphertext)`` under the keyring's current key."""
         vec = np.asarray(encoding, dtype="<f8")
         if vec.shape != (ENCODING_DIM,):
             raise ValueError(f"a face encoding has {ENCODING_DIM} values, not {vec.shape}")
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, vec.tobytes(), _aad(person_id, source))
+        return self.keyring.seal(template_aad(person_id, source), vec.tobytes())
 
-    def open(self, person_id: str, source: str, sealed: bytes) -> npt.NDArray[np.float64]:
-        nonce, ct = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
+    def seal(self, person_id: str, source: str, encoding: npt.NDArray[np.float64]) -> bytes:
+        return self.seal_with_id(person_id, source, encoding)[1]
+
+    def open(
+        self, person_id: str, source: str, sealed: bytes, kid: str | None = None
+    ) -> npt.NDArray[np.float64]:
         try:
-            plain = self._aead.decrypt(nonce, ct, _aad(person_id, source))
-        except InvalidTag as exc:
+            plain = self.keyring.unseal(kid or self.key_id, template_aad(person_id, source), sealed)
+        except SealError as exc:
             raise FaceTemplateError(
                 f"a face template of {person_id} fails its integrity check: it was altered or "
                 "corrupted on disk; enrol the person again"
@@ -74,9 +81,9 @@ class TemplateCipher:
 
 
 class TemplateStore:
-    def __init__(self, db: aiosqlite.Connection, key: bytes) -> None:
+    def __init__(self, db: aiosqlite.Connection, keys: bytes | Keyring) -> None:
         self._db = db
-        self._cipher = TemplateCipher(key)
+        self._cipher = TemplateCipher(keys)
 
     @property
     def key_id(self) -> str:
@@ -94,8 +101,8 @@ class TemplateStore:
         templates of the same ``source`` (a roster re-sync replaces, never piles up)."""
         rows = []
         for enc in encodings:
-            sealed = self._cipher.seal(person_id, source, enc)
-            rows.append((sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]))
+            kid, sealed = self._cipher.seal_with_id(person_id, source, enc)
+            rows.append((kid, sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]))
         ids: list[int] = []
         async with write_transaction(self._db, f"storing face templates of {person_id}"):
             if replace:
@@ -103,11 +110,11 @@ class TemplateStore:
                     "DELETE FROM face_templates WHERE person_id = ? AND source = ?",
                     (person_id, source),
                 )
-            for nonce, ct in rows:
+            for kid, nonce, ct in rows:
                 cur = await self._db.execute(
                     "INSERT INTO face_templates (person_id, source, key_id, nonce, ciphertext,"
                     " created_ts_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                    (person_id, source, self.key_id, nonce, ct, now_ms()),
+                    (person_id, source, kid, nonce, ct, now_ms()),
                 )
                 ids.append(int(cur.lastrowid or 0))
             await _bump(self._db)
@@ -142,18 +149,20 @@ class TemplateStore:
             " ORDER BY person_id, id"
         ) as cur:
             rows = await cur.fetchall()
-        foreign = {str(r[3]) for r in rows} - {self.key_id}
+        foreign = sorted(k for k in {str(r[3]) for r in rows} if not self._cipher.keyring.knows(k))
         if foreign:
             raise FaceKeyError(
-                f"the face templates were sealed with key {', '.join(sorted(foreign))}, but the "
+                f"the face templates were sealed with key {', '.join(foreign)}, but the "
                 f"key file holds key {self.key_id}: face.key_file points at the wrong file "
                 "(restore the right one, or remove the templates and enrol again)"
             )
         templates: list[Template] = []
         damaged: list[int] = []
-        for tid, person_id, source, _kid, nonce, ct in rows:
+        for tid, person_id, source, kid, nonce, ct in rows:
             try:
-                enc = self._cipher.open(str(person_id), str(source), bytes(nonce) + bytes(ct))
+                enc = self._cipher.open(
+                    str(person_id), str(source), bytes(nonce) + bytes(ct), str(kid)
+                )
             except FaceTemplateError as exc:
                 log.error("template %d skipped: %s", tid, exc.message)
                 damaged.append(int(tid))

@@ -17,7 +17,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiosqlite
 import numpy as np
@@ -25,11 +24,11 @@ import numpy.typing as npt
 
 from devices.protocol.reasons import ReasonCode
 from gateway.config import FaceSettings
+from gateway.security.keyring import Keyring
 from gateway.store.roster import Person
 from gateway.verify.face.errors import FaceBusyError
 from gateway.verify.face.gallery import Gallery
 from gateway.verify.face.image import Analysis, QualityLimits
-from gateway.verify.face.keys import load_key
 from gateway.verify.face.pool import EncoderPool
 from gateway.verify.face.replay import ReplayGuard, ReplayHit
 from gateway.verify.face.templates import TemplateStore
@@ -84,7 +83,7 @@ class FaceVerifier:
     def __init__(
         self,
         db: aiosqlite.Connection,
-        key: bytes,
+        keys: bytes | Keyring,
         *,
         threshold: float,
         threshold_1n: float,
@@ -93,7 +92,7 @@ class FaceVerifier:
         replay: ReplayGuard | None = None,
     ) -> None:
         self._db = db
-        self.templates = TemplateStore(db, key)
+        self.templates = TemplateStore(db, keys)
         self.threshold = threshold
         self.threshold_1n = threshold_1n
         self.margin_1n = margin_1n
@@ -108,9 +107,9 @@ class FaceVerifier:
 
     @classmethod
     def from_settings(
-        cls, db: aiosqlite.Connection, settings: FaceSettings, key_file: Path
+        cls, db: aiosqlite.Connection, settings: FaceSettings, keyring: Keyring
     ) -> FaceVerifier:
-        """Build from ``[face]``; a missing or malformed key file raises FaceKeyError here."""
+        """Build from ``[face]``, sealing templates with ``keyring``."""
         pool = EncoderPool(
             workers=settings.workers,
             queue=settings.queue,
@@ -124,7 +123,7 @@ class FaceVerifier:
         )
         return cls(
             db,
-            load_key(key_file),
+            keyring,
             threshold=settings.threshold,
             threshold_1n=settings.threshold_1n,
             margin_1n=settings.margin_1n,
@@ -332,7 +331,7 @@ async def _store(
 
 async def enroll_photos(
     db: aiosqlite.Connection,
-    key: bytes,
+    keys: bytes | Keyring,
     person_id: str,
     photos: Sequence[bytes],
     *,
@@ -347,7 +346,7 @@ async def enroll_photos(
 
     lim = limits or QualityLimits()
     analyses = [await asyncio.to_thread(analyse, p, lim) for p in photos]
-    return await _store(TemplateStore(db, key), person_id, analyses, source, replace)
+    return await _store(TemplateStore(db, keys), person_id, analyses, source, replace)
 
 
 async def _load_person(db: aiosqlite.Connection, person_id: str) -> Person | None:

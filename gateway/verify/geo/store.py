@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 import aiosqlite
 
+from gateway.security.keyring import Keyring
+from gateway.security.sealed_fields import open_record
 from gateway.store.database import write_transaction
 from gateway.store.records import now_ms
 from gateway.verify.geo.check import Fix
@@ -88,17 +90,21 @@ async def fence_sources(db: aiosqlite.Connection, site: str) -> dict[str, str]:
         return {str(r[0]): str(r[1]) async for r in cur}
 
 
-async def recent_fixes(db: aiosqlite.Connection, since_ms: int) -> dict[str, Fix]:
+async def recent_fixes(
+    db: aiosqlite.Connection, since_ms: int, keyring: Keyring | None = None
+) -> dict[str, Fix]:
     """Each person's latest fix among accepted punches since ``since_ms`` (device time)."""
     out: dict[str, Fix] = {}
     async with db.execute(
-        "SELECT person_id, device_ts_ms, body FROM records WHERE kind = 'punch'"
+        "SELECT person_id, device_ts_ms, body, device_id, msg_id, key_id, sealed"
+        " FROM records WHERE kind = 'punch'"
         " AND status = 'accepted' AND person_id IS NOT NULL AND device_ts_ms >= ?"
         " ORDER BY device_ts_ms",
         (since_ms,),
     ) as cur:
-        async for person_id, ts, body in cur:
-            gps = json.loads(body).get("gps")
+        async for person_id, ts, clear, device_id, msg_id, kid, sealed in cur:
+            _, body = open_record(keyring, device_id, msg_id, kid, sealed, None, clear)
+            gps = body.get("gps")
             if not isinstance(gps, dict) or "lat" not in gps or "lon" not in gps:
                 continue
             acc = gps.get("acc")

@@ -1,0 +1,1 @@
+"""Data protection: the keyring and sealing at rest, key rotation, backups, retention."""
