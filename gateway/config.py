@@ -39,6 +39,23 @@ class MqttSettings(_Section):
     password: str = ""
     keepalive_s: int = Field(30, ge=5, le=3600)
     reconnect_max_s: float = Field(30.0, ge=1)
+    tls: bool = Field(False, description="Connect over TLS, verifying the broker's certificate.")
+    ca_file: Path | None = Field(
+        None, description="CA certificate the broker's is checked against; none = system CAs."
+    )
+
+
+class BrokerSettings(_Section):
+    """The Mosquitto this gateway manages (docs/device-credentials.md)."""
+
+    config_dir: Path | None = Field(
+        None,
+        description="Folder `tack broker config` wrote; credential changes rewrite its password "
+        "file and reload the broker. None = the broker is managed elsewhere.",
+    )
+    pid_file: Path | None = Field(
+        None, description="Mosquitto's pid file; defaults to {config_dir}/data/mosquitto.pid."
+    )
 
 
 class StoreSettings(_Section):
@@ -201,9 +218,58 @@ class RoomsSettings(_Section):
         return None
 
 
+class KeysSettings(_Section):
+    """The keyring that seals personal data at rest (docs/data-protection.md)."""
+
+    file: Path | None = Field(None, description="Defaults to {data_dir}/keyring.json.")
+
+
+class BackupSettings(_Section):
+    """Scheduled, encrypted store backups (docs/data-protection.md)."""
+
+    dir: Path | None = Field(None, description="Defaults to {data_dir}/backups.")
+    interval_h: float = Field(
+        24.0, ge=0, description="Hours between backups made by the gateway; 0 = none."
+    )
+    keep: int = Field(7, ge=1, le=10000, description="Newest backups kept; older ones pruned.")
+
+
+class RetentionSettings(_Section):
+    """How long personal data is kept (docs/data-protection.md); 0 = for ever."""
+
+    face_images_days: int = Field(0, ge=0, description="Camera frames older than this go.")
+    records_days: int = Field(
+        0, ge=0, description="Uploaded or resolved records older than this go; never pending."
+    )
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["logfmt", "json"] = "logfmt"
+
+
+class AdminSettings(_Section):
+    """The admin API and web UI (docs/admin.md)."""
+
+    enabled: bool = Field(False, description="Serve the admin app inside the gateway.")
+    host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 for every one.")
+    port: int = Field(8780, ge=1, le=65535)
+    session_lifetime_min: int = Field(
+        480, ge=1, le=10080, description="A session ends this long after login, used or not."
+    )
+    session_idle_min: int = Field(
+        30, ge=1, le=10080, description="A session unused this long ends."
+    )
+    login_max_failures: int = Field(
+        5, ge=1, le=1000, description="Failed logins per username or address in the window."
+    )
+    login_window_s: int = Field(300, ge=1, le=86400, description="The failed-login window.")
+    metrics_token: str = Field(
+        "", description="Bearer token a Prometheus scraper may use for /metrics; empty = none."
+    )
+    cookie_secure: bool = Field(
+        False, description="Mark the session cookie Secure (serve over HTTPS when set)."
+    )
 
 
 class TackSettings(BaseSettings):
@@ -214,6 +280,7 @@ class TackSettings(BaseSettings):
     site: str = Field("hq", pattern=_ID_PATTERN)
     data_dir: Path = Path("data")
     mqtt: MqttSettings = MqttSettings()
+    broker: BrokerSettings = BrokerSettings()
     store: StoreSettings = StoreSettings()
     bridge: BridgeSettings = BridgeSettings()
     registry: RegistrySettings = RegistrySettings()
@@ -221,6 +288,10 @@ class TackSettings(BaseSettings):
     face: FaceSettings = FaceSettings()
     attendance: AttendanceSettings = AttendanceSettings()
     rooms: RoomsSettings = RoomsSettings()
+    keys: KeysSettings = KeysSettings()
+    backup: BackupSettings = BackupSettings()
+    retention: RetentionSettings = RetentionSettings()
+    admin: AdminSettings = AdminSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -241,6 +312,14 @@ class TackSettings(BaseSettings):
     @property
     def face_key_file(self) -> Path:
         return self.face.key_file or self.data_dir / "face.key"
+
+    @property
+    def keyring_file(self) -> Path:
+        return self.keys.file or self.data_dir / "keyring.json"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.backup.dir or self.data_dir / "backups"
 
     @property
     def audit_head_file(self) -> Path:

@@ -26,6 +26,9 @@ from gateway.notices.service import NoticeService
 from gateway.presence import PresenceTracker
 from gateway.registry import DeviceRegistry
 from gateway.rooms import RoomService, caldav_source
+from gateway.security import schedule
+from gateway.security.keyring import keyring_for
+from gateway.security.store_lock import SharedStoreLock
 from gateway.sitetime import zone_at
 from gateway.store import open_database
 from gateway.store.records import RecordWriter, now_ms
@@ -82,6 +85,9 @@ class Gateway:
     async def _start(self) -> None:
         s = self.settings
         stack = self._stack
+        # Held while the gateway runs, so `tack backup restore` refuses to swap the store.
+        stack.callback(SharedStoreLock(s.db_path).release)
+        self.keyring = keyring_for(s)
         self.db = await self._open()
         stack.push_async_callback(self.db.close)
         # A second connection for reads and presence, so they never land inside a group commit.
@@ -98,6 +104,7 @@ class Gateway:
                 max_batch=s.store.max_batch,
                 max_pending=s.store.max_pending,
                 on_commit=self._observe_commit,
+                keyring=self.keyring,
             )
         )
         self.metrics.pending.set_function(lambda: self.writer.pending)
@@ -117,7 +124,7 @@ class Gateway:
         )
         self.presence = PresenceTracker(self.aux, self.registry, self.metrics, self._on_birth)
         self.frames = FrameReceiver(
-            self.aux, self.registry, self.metrics, self.verifier.frame_arrived
+            self.aux, self.registry, self.metrics, self.verifier.frame_arrived, self.keyring
         )
         await self.presence.refresh_gauge()
         site = s.site
@@ -148,6 +155,12 @@ class Gateway:
         if caldav is not None:
             self._spawn(self._caldav_loop(caldav), "tack.rooms.caldav")
         self._spawn(self.notices.run(), "tack.notices")
+        if s.backup.interval_h > 0:
+            self._spawn(schedule.backup_loop(s), "tack.backup")
+        if s.retention.records_days or s.retention.face_images_days:
+            self._spawn(schedule.retention_loop(s), "tack.retention")
+        if s.admin.enabled:
+            await self._start_admin()
         log.info(
             "gateway up: site %s, store %s, %d devices, %d people, bridge %s",
             site,
@@ -156,6 +169,20 @@ class Gateway:
             self.verifier.people,
             "on" if self.bridge is not None else "off",
         )
+
+    async def _start_admin(self) -> None:
+        """The admin app (docs/admin.md) on this loop, with a store connection of its own so an
+        admin's write never lands inside a group commit or a presence update. Stopped before
+        the store closes (the exit stack runs last-in first-out)."""
+        from gateway.admin.app import create_app
+        from gateway.admin.server import AdminServer
+
+        a = self.settings.admin
+        self.admin_db = await self._open()
+        self._stack.push_async_callback(self.admin_db.close)
+        server = AdminServer(create_app(self.settings, self.admin_db, self), a.host, a.port)
+        await server.start()
+        self._stack.push_async_callback(server.stop)
 
     async def _open(self) -> aiosqlite.Connection:
         s = self.settings.store

@@ -6,15 +6,21 @@ from __future__ import annotations
 import typer
 
 from gateway.cli import (
+    accounts_cmd,
+    admin_cmd,
     audit_cmd,
+    backup_cmd,
+    broker_cmd,
     demo,
     devices_cmd,
     faces_cmd,
     gateway_cmd,
     geofences_cmd,
+    keys_cmd,
     notices_cmd,
     records_cmd,
     report_cmd,
+    retention_cmd,
 )
 
 app = typer.Typer(
@@ -34,6 +40,12 @@ app.command("demo")(demo.demo)
 app.add_typer(faces_cmd.app, name="faces")
 app.add_typer(notices_cmd.app, name="notices")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(accounts_cmd.app, name="accounts")
+app.add_typer(admin_cmd.app, name="admin")
+app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(backup_cmd.app, name="backup")
+app.add_typer(retention_cmd.app, name="retention")
+app.add_typer(broker_cmd.app, name="broker")
 
 
 def _mount_optional_groups() -> None:
