@@ -23,6 +23,11 @@ DEFAULTS = dict(
     mqtt_port=1883,
     mqtt_user=None,
     mqtt_password=None,
+    # TLS to the broker: the CA file on flash that signed the broker's certificate, and the
+    # name that certificate must carry (mqtt_host when unset).
+    mqtt_tls=False,
+    mqtt_ca=None,
+    mqtt_server_name=None,
     keepalive_s=30,
     socket_timeout_s=5,
     reconnect_min_ms=500,
@@ -73,7 +78,11 @@ class ConfigError(Exception):
 
 
 def check(raw):
-    """Merge ``raw`` over the defaults and validate it; returns the settings dict."""
+    """Merge ``raw`` over the defaults and validate it; returns the settings dict.
+
+    With TLS on, ``mqtt_tls`` comes back as what the MQTT client connects with: (TLS context,
+    server name, CA path); otherwise it stays False.
+    """
     if not isinstance(raw, dict):
         raise ConfigError("config must be a JSON object")
     cfg = {}  # type: dict
@@ -103,7 +112,50 @@ def check(raw):
     for key in ("mqtt_host", "data_dir", "font_path"):
         if not isinstance(cfg[key], str) or not cfg[key]:
             raise ConfigError("%s must be a non-empty string" % key)
+    _check_tls(cfg)
     return cfg
+
+
+def _check_tls(cfg):
+    """TLS settings that could never connect are stopped here, at boot, with the fix named,
+    rather than found later by a device that retries a handshake all day."""
+    if cfg["mqtt_tls"] is not True and cfg["mqtt_tls"] is not False:
+        raise ConfigError("mqtt_tls must be true or false, got %r" % (cfg["mqtt_tls"],))
+    for key in ("mqtt_ca", "mqtt_server_name"):
+        value = cfg[key]
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise ConfigError("%s must be a non-empty string, got %r" % (key, value))
+        if not cfg["mqtt_tls"]:
+            # A CA without TLS is a half-made TLS setup: the device would send its password
+            # in clear to a port that expects TLS.
+            raise ConfigError("%s is set but mqtt_tls is false: set mqtt_tls to true to use it" % key)
+    if not cfg["mqtt_tls"]:
+        return
+    if cfg["mqtt_ca"] is None:
+        raise ConfigError(
+            "mqtt_tls needs mqtt_ca: the path of the broker's CA file on the device "
+            "(ca.crt from the folder of `tack broker config`)"
+        )
+    if cfg["mqtt_server_name"] is None:
+        cfg["mqtt_server_name"] = cfg["mqtt_host"]
+    from tack import unload
+
+    try:
+        from tack import mqtt_tls
+    except ImportError:  # no tls module: a MicroPython older than 1.23, or built without TLS
+        raise ConfigError("mqtt_tls needs MicroPython's tls module (1.23 or newer), which this build lacks")
+    try:
+        # The context is made here, the first thing at boot, and kept for the device's life
+        # (see tack.mqtt_tls.context()); what the link needs to connect replaces the flag.
+        ctx = mqtt_tls.context(cfg["mqtt_ca"])
+    except mqtt_tls.MQTTError as exc:
+        raise ConfigError(str(exc))
+    finally:
+        del mqtt_tls
+        unload("tack.mqtt_tls")
+    cfg["mqtt_tls"] = (ctx, cfg["mqtt_server_name"], cfg["mqtt_ca"])
 
 
 def load(path):

@@ -49,6 +49,10 @@ What the loop can rely on:
   acknowledged (it would only come back on every reconnect).
 - A loop that waits on several sources registers ``socket()`` with its own ``select.poll``;
   the client object itself is not a stream and cannot be registered.
+- With ``tls`` (made by tack.mqtt_tls) the socket is MicroPython's TLS socket, which has no
+  file descriptor: ``select.poll`` asks it directly, and it reports as readable the bytes
+  mbedTLS has decrypted but not handed over yet, so no packet waits inside the TLS layer.
+  Its reads and writes keep the TCP socket's ``timeout_s``, the handshake's included.
 
 Every function and message string of this module stays on the device's heap, so it keeps to
 what a device uses: helpers are few and errors share their wording.
@@ -147,7 +151,8 @@ class MQTTClient:
         user=None,
         password=None,
         timeout_s=5.0,
-        will=None
+        will=None,
+        tls=None
     ):
         if not 0 <= keepalive_s <= 65535:
             raise ValueError(why("mq_keepal", keepalive_s))
@@ -161,6 +166,8 @@ class MQTTClient:
         self.password = password or None
         self.timeout_s = timeout_s
         self.will = will
+        # (context, server name, CA file) to connect with TLS (tack.mqtt_tls), or None.
+        self.tls = tls
         self.max_payload = MAX_PAYLOAD_BYTES
         self.log = print  # replace with the application's logger
         self.connected = False

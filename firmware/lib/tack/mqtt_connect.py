@@ -12,7 +12,7 @@ import time
 
 from micropython import const
 
-from tack import why
+from tack import unload, why
 from tack.mqtt import MQTTError, _b, _check, _put_len, _put_str
 
 _CONNACK = const(0x20)
@@ -36,6 +36,15 @@ def connect(client, sock=None):
             except (OSError, TypeError):
                 pass
             sock.connect(ai[-1])
+            if client.tls:
+                # Loaded for the handshake only, so a plain-LAN device never loads it.
+                from tack import mqtt_tls
+
+                try:
+                    sock = mqtt_tls.wrap(sock, client)
+                finally:
+                    del mqtt_tls
+                    unload("tack.mqtt_tls")
         except Exception:
             sock.close()
             raise
@@ -50,6 +59,12 @@ def connect(client, sock=None):
         if rc:
             text = why("mq_rc%d" % rc if rc < 6 else "mq_rc")
             raise MQTTError(rc, why("mq_refused", client.host, client.port, text, rc))
+    except OSError as exc:
+        client.close()
+        if client.tls:
+            raise
+        # A plain CONNECT to a TLS port is dropped or left unanswered: say where to look.
+        raise OSError(why("mq_noack", client.host, client.port, exc))
     except Exception:
         client.close()
         raise
