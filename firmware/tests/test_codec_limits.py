@@ -6,6 +6,7 @@ Apart from test_codec.py, whose module must stay small: the vectors run from its
 
 from tack import codec, protocol
 from tack.schedule import decode_schedule
+from tack.timesync import decode_time
 
 
 def _refuses(body, kind="punch"):
@@ -31,7 +32,7 @@ def test_the_codecs_inlined_limits_are_the_protocol_tables():
     ack = b'{"status":"accepted","msg":"' + b"x" * (p.MAX_EVT_BYTES - 30) + b'"}'
     ack = ack + b" " * (p.MAX_EVT_BYTES - len(ack))
     assert codec.decode_ack(ack)["status"] == "accepted"
-    for decode, limit in ((codec.decode_ack, p.MAX_EVT_BYTES), (codec.decode_time, p.MAX_CMD_BYTES), (decode_schedule, p.MAX_CMD_BYTES)):
+    for decode, limit in ((codec.decode_ack, p.MAX_EVT_BYTES), (decode_time, p.MAX_CMD_BYTES), (decode_schedule, p.MAX_CMD_BYTES)):
         try:
             decode(b" " * (limit + 1))
         except codec.ProtocolError as exc:

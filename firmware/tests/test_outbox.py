@@ -551,3 +551,35 @@ def test_out_of_memory_opening_the_compacted_file_puts_that_off_too(tmp):
     again, _ = _opened(tmp)
     assert again.ids() == [_mid(i) for i in range(20, 31)], again.ids()
     again.close()
+
+
+class _FullHeap(bytearray):
+    """An index whose next growth finds no heap."""
+
+    def extend(self, data):
+        raise MemoryError("memory allocation failed, allocating 80 bytes")
+
+
+def test_an_append_without_heap_for_its_index_writes_nothing(tmp):
+    # The index grows before the record is written: a heap too full for it refuses the punch
+    # (the device says "try again") rather than leaving a record on flash the index lacks.
+    box, _ = _opened(tmp)
+    for i in range(8):  # one growth step: the index is full now
+        box.append(_mid(i), "punch", _payload(i))
+    used = box.bytes_used()
+    full = _FullHeap(box._idx)
+    box._idx, box._cap = full, len(full)
+    try:
+        box.append(_mid(8), "punch", _payload(8))
+    except MemoryError:
+        pass
+    else:
+        raise AssertionError("the append went through without room in its index")
+    assert box.bytes_used() == used, "nothing was written"
+    box._idx = bytearray(full)
+    box.append(_mid(8), "punch", _payload(8))  # the heap is back: it goes through
+    box.close()
+    again, report = _opened(tmp)
+    assert again.ids() == [_mid(i) for i in range(9)], again.ids()
+    assert report["damaged"] == 0, report
+    again.close()

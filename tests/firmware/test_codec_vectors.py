@@ -1,5 +1,5 @@
 """The firmware's codec (``firmware/lib/tack/codec.py``, with ``codec_panel.py``, ``query.py``,
-``codec_notice.py``, ``schedule.py`` and ``protocol.py``) against the shared vectors: one
+``codec_notice.py``, ``schedule.py``, ``timesync.py`` and ``protocol.py``) against the shared vectors: one
 pytest case per vector, so a failing vector is visible by name.
 
 ``firmware/tests/test_codec.py`` checks each vector file in one MicroPython test function. Here
@@ -50,7 +50,15 @@ from tests.protocol.support import VECTOR_FILES, VECTORS_DIR, Case, load_cases
 _CANONICAL_ONLY = {"events_v1.json", "presence_v1.json", "frames_v1.json"}
 HEAP = "64K"
 # The firmware modules that encode and decode the wire protocol.
-_CODEC_MODULES = ("codec", "codec_panel", "query", "codec_notice", "schedule", "protocol")
+_CODEC_MODULES = (
+    "codec",
+    "codec_panel",
+    "query",
+    "codec_notice",
+    "schedule",
+    "timesync",
+    "protocol",
+)
 
 
 def _checked(filename: str, case: Case) -> bool:

@@ -137,6 +137,11 @@ class ClockTerminal(Device):
         self.current = None
         self._show(_VERDICT, None)
 
+    def say(self, text):
+        self.notice = text
+        self.current = None
+        self._show(_NOTICE, None)
+
     def on_command(self, name, payload):
         if name == "notice":  # must-read notices: for the main loop (tack.notices)
             self.notes_in = payload

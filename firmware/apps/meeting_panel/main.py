@@ -71,7 +71,7 @@ class MeetingPanel(Device):
         if kind == "card" or (kind == "button" and value == "checkin"):
             target = pending or current
             if target is None:
-                self._say(self.t("no_checkin"))
+                self.say(self.t("no_checkin"))
                 return
             self._send("checkin", {"booking": target["id"]})
         elif kind == "button" and value == "book":
@@ -95,11 +95,11 @@ class MeetingPanel(Device):
             self.outbox.append(msg_id, kind, payload)
         except OutboxFull as exc:
             self.hal.log(str(exc))
-            self._say(self.t("outbox_full"))
+            self.say(self.t("outbox_full"))
             return
         self.sent[msg_id] = (body.get("button") or kind, body.get("booking"))
         self.link.wake()
-        self._say(self.t("sending") if self.link.connected else self.t("saved_waiting", len(self.outbox)))
+        self.say(self.t("sending") if self.link.connected else self.t("saved_waiting", len(self.outbox)))
         self.hal.event("queued", {"id": msg_id, "seq": seq, "kind": kind, "body": body})
 
     def on_ack(self, ack, action):
@@ -122,9 +122,9 @@ class MeetingPanel(Device):
                 text = v.get("text") or ack["reason"]
             elif at:
                 text = "%s (%s)" % (text, at)
-        self._say(text)
+        self.say(text)
 
-    def _say(self, text):
+    def say(self, text):
         self.msg = text
         self.msg_until = time.ticks_add(time.ticks_ms(), self.verdict_show_ms)
 

@@ -303,25 +303,3 @@ def ack_action(ack, in_outbox):
     if ack["status"] == "rejected" and _is_one_of(ack["reason"], TRANSIENT):
         return "keep"
     return "remove"
-
-
-def decode_time(payload):
-    """``cmd/time`` -> ``(ts, tz, tz_next)``: the gateway's clock in ms since 1970, the site's
-    offset from UTC in minutes and its next change ``(ms, minutes)``. ``ts`` is checked strictly
-    (a wrong clock is worse than none); ``tz_min`` and ``tz_next`` tolerantly (wrong reads as
-    absent: None); ``v`` and other fields are not looked at."""
-    data = load(payload)
-    ts = require(data, "ts", int, "an integer")
-    if not 0 <= ts <= MAX_SAFE_INT:
-        raise ProtocolError("invalid_value", "ts", why("co_ts"))
-    tz = data.get("tz_min")
-    if not _is_offset(tz):
-        return ts, None, None
-    nxt = data.get("tz_next")
-    if type(nxt) is list and len(nxt) == 2 and type(nxt[0]) is int and 0 <= nxt[0] <= MAX_SAFE_INT and _is_offset(nxt[1]):
-        return ts, tz, (nxt[0], nxt[1])
-    return ts, tz, None
-
-
-def _is_offset(v):
-    return type(v) is int and -720 <= v <= 840

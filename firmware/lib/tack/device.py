@@ -54,15 +54,12 @@ class Clock:
     def now_ms(self):
         return _local_ms() + self.offset_ms
 
-    def sync(self, gateway_ms, tz=None, tz_next=None):
-        """Adopt the gateway's time (and its site's offset, when it sends one); returns the
-        correction applied, in ms."""
+    def sync(self, gateway_ms):
+        """Adopt the gateway's time; returns the correction applied, in ms. (``tz`` and
+        ``tz_next`` are set beside it by tack.timesync.)"""
         before = self.now_ms()
         self.offset_ms = gateway_ms - _local_ms()
         self.synced = True
-        if tz is not None:
-            self.tz = tz
-            self.tz_next = tz_next
         return gateway_ms - before
 
     def hhmm(self, ms=None):
@@ -125,7 +122,8 @@ class Device:
     - ``on_ack(ack, action)`` and ``on_command(name, payload)``: from the gateway, via the link;
     - ``tick(now_ms)``: every pass of the loop;
     - ``screen()``: the screen as a list of ``(row, text, options)``; options: big, invert,
-      align. Drawn again only when its text changes.
+      align. Drawn again only when its text changes;
+    - ``say(text)``: a short message on screen for the person there (what went wrong).
 
     (Not defined here as empty methods: each would cost heap and both applications define all.
     The annotations below are for type checkers; MicroPython ignores them.)
@@ -136,6 +134,7 @@ class Device:
     on_command: "Callable[[str, bytes], None]"
     tick: "Callable[..., None]"
     screen: "Callable[[], list]"
+    say: "Callable[[str], None]"
 
     # Must-read notices (tack.notices): ``notes`` is None, the usual case, or the module that
     # shows them (it draws the screen and takes the inputs first); the application puts a
@@ -214,6 +213,17 @@ class Device:
 
     # --- main loop ----------------------------------------------------------------------------
 
+    def _input(self, kind, value):
+        """``on_input``, surviving a heap too full for it: the person is told their card or
+        press was not taken and to try again (nothing was written: the outbox reserves its
+        room first), and the device goes on instead of stopping at the door."""
+        try:
+            self.on_input(kind, value)
+        except MemoryError:
+            gc.collect()
+            self.hal.log(why("dv_nomem", kind))
+            self.say(self.t("not_saved_retry"))
+
     def run(self):
         # Heap figures for benchmarks: live bytes after a collection, at boot and at the
         # highest sample (every 100 passes; collecting that often also keeps the heap tidy).
@@ -251,7 +261,7 @@ class Device:
                     if kind == "quit":
                         self.running = False
                     elif self.notes is None or not self.notes.on_input(self, kind, value):
-                        self.on_input(kind, value)
+                        self._input(kind, value)
             self.link.step()
             if self.notes_in is not None and not getattr(self, "mode", 0):
                 # A cmd/notice came (or a notice was put aside, or acknowledged): handled here

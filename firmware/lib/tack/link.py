@@ -51,6 +51,8 @@ class Link:
         socket_timeout_s = cfg["socket_timeout_s"]
         reconnect_min_ms = cfg["reconnect_min_ms"]
         reconnect_max_ms = cfg["reconnect_max_ms"]
+        # False, or the TLS context made at boot with its server name and CA (tack.config).
+        mqtt_tls = cfg["mqtt_tls"]
         self.client = MQTTClient(
             "tack-dev-%s-%s" % (site, self.dev),
             cfg["mqtt_host"],
@@ -60,6 +62,7 @@ class Link:
             user=cfg["mqtt_user"],
             password=mqtt_password,
             timeout_s=socket_timeout_s,
+            tls=mqtt_tls,
         )
         self.client.set_callback(self._on_message)
         self.client.set_will(
@@ -85,6 +88,10 @@ class Link:
         self._next_connect = time.ticks_add(time.ticks_ms(), delay)
         if was:
             self.hal.event("disconnected", {"why": str(exc), "retry_ms": delay})
+        else:
+            # Why a connect failed (refused password, untrusted broker, nobody listening) is
+            # what the person fixing the device needs: the serial console on a board.
+            self.hal.log(why("li_connf", exc, delay))
 
     def close(self):
         """Clean shutdown: say offline ourselves (a clean DISCONNECT cancels the will)."""
@@ -200,9 +207,13 @@ class Link:
         name = topic[len(self.base) + 4 :]
         try:
             if name == "time":
-                ts, tz, tz_next = codec.decode_time(payload)
-                shift = self.clock.sync(ts, tz, tz_next)
-                self.hal.event("time", {"shift_ms": shift})
+                from tack import timesync
+
+                try:
+                    timesync.apply(self, payload)
+                finally:
+                    del timesync
+                    unload("tack.timesync")
                 return
             if name != "ack":
                 if self.on_command is not None:

@@ -131,6 +131,7 @@ class Outbox:
         # few moves in a small heap, and an outbox that never fills never holds a full index.
         self._idx = bytearray()
         self._cap = 0
+        self._ent = bytearray(_ENTRY)  # one index entry, packed in place
 
     # -- opening and recovery ------------------------------------------------------------
 
@@ -186,14 +187,22 @@ class Outbox:
         il = self._buf[0]
         return bytes(self._mv[1 : 1 + il]) if 1 + il <= n else b""
 
-    def _add(self, idb, off, size):
+    def _reserve(self):
+        """Room in the index for one more entry, taken before a record is written: a heap too
+        full for it then fails the append with nothing on flash, instead of a record written
+        and missing from the index until the next boot."""
         idx = self._idx
         n = len(idx)
         if n == self._cap:
             idx.extend(bytes(_GROW))
             idx[n:] = b""
             self._cap = n + _GROW
-        idx.extend(struct.pack("<IIH", binascii.crc32(idb), off, size))
+
+    def _add(self, idb, off, size):
+        self._reserve()
+        ent = self._ent
+        struct.pack_into("<IIH", ent, 0, binascii.crc32(idb), off, size)
+        self._idx.extend(ent)  # within the reserved room: no allocation
 
     def _drop(self, i):
         size = self._entry(i)[1]
@@ -252,6 +261,7 @@ class Outbox:
         crc = binascii.crc32(struct.pack("<BH", _T_APPEND, length))
         crc = binascii.crc32(payload, binascii.crc32(meta, crc))
         off = self._size
+        self._reserve()
         f = self._file()
         f.seek(off)
         f.write(struct.pack("<BBBHI", _M0, _M1, _T_APPEND, length, crc) + meta)
