@@ -41,6 +41,11 @@ RESULTS = Path(__file__).parent / "results.json"
 TABLE = Path(__file__).parent / "results.md"
 
 
+# A roster of this size: 20,000 punches are about ten each, as in a working week, so each
+# punch's classification reads a person's few punches (a roster of 20 made it read thousands).
+PEOPLE = 2000
+
+
 @dataclass
 class RunResult:
     name: str
@@ -147,6 +152,30 @@ def run_raw(broker: Mosquitto, n: int, clients: int, window: int, payload: bytes
     )
 
 
+def wait_until_serving(broker: Mosquitto, site: str, timeout_s: float = 60.0) -> None:
+    """Until the gateway answers: a punch from an unregistered device every half second, until
+    its ``unknown_device`` ack comes back (nothing is stored for it). A fixed sleep was too short
+    on a loaded machine, and punches sent before the gateway subscribed were never answered."""
+    answered = threading.Event()
+    c = _client(f"bench-{site}-probe", broker, 1)
+    c.on_message = lambda _c, _u, _m: answered.set()
+    c.subscribe(f"tack/v1/{site}/probe/cmd/ack", qos=1)
+    c.loop_start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        seq = 0
+        while not answered.wait(0.5):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the gateway did not answer within {timeout_s:.0f} s")
+            seq += 1
+            env = {"v": 1, "id": f"probe-{seq}", "dev": "probe", "seq": seq, "ts": 0}
+            env |= {"kind": "punch", "body": {"card": "C0001"}}
+            c.publish(f"tack/v1/{site}/probe/evt/punch", dumps(env), qos=1)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
 def run_durable(
     broker: Mosquitto, site: str, devices: list[str], n: int, window: int
 ) -> tuple[RunResult, int]:
@@ -169,7 +198,7 @@ def run_durable(
         conns.append(c)
     time.sleep(0.3)
 
-    def pump(c: mqtt.Client, w: _Window, dev: str) -> None:
+    def pump(c: mqtt.Client, w: _Window, dev: str, n_dev: int) -> None:
         for seq in range(1, per + 1):
             msg_id = f"{dev}-{seq:08d}"
             env = {
@@ -179,7 +208,7 @@ def run_durable(
                 "seq": seq,
                 "ts": int(time.time() * 1000),
                 "kind": "punch",
-                "body": {"card": f"C{(seq % 20) + 1:04d}"},
+                "body": {"card": f"C{(seq * len(devices) + n_dev) % PEOPLE + 1:04d}"},
             }
             w.send(
                 partial(_publish_keyed, c, f"tack/v1/{site}/{dev}/evt/punch", dumps(env), msg_id)
@@ -187,8 +216,8 @@ def run_durable(
 
     start = time.perf_counter()
     threads = [
-        threading.Thread(target=pump, args=(c, w, d))
-        for c, w, d in zip(conns, windows, devices, strict=True)
+        threading.Thread(target=pump, args=(c, w, d, i))
+        for i, (c, w, d) in enumerate(zip(conns, windows, devices, strict=True))
     ]
     for t in threads:
         t.start()
@@ -264,16 +293,18 @@ def main() -> int:
                 "data_dir": str(work / "data"),
                 "mqtt": {"host": broker.host, "port": broker.port},
                 "bridge": {"enabled": False},
-                "attendance": {"repeat_window_s": 0},  # the same cards punch again and again
+                "attendance": {"repeat_window_s": 0},  # each person punches ~10 times a run
                 "log": {"level": "WARNING"},
             },
         )
         settings = load_settings(config)
-        people = [Person(f"u{i:04d}", f"Person {i}", card=f"C{i:04d}") for i in range(1, 21)]
+        people = [
+            Person(f"u{i:04d}", f"Person {i}", card=f"C{i:04d}") for i in range(1, PEOPLE + 1)
+        ]
         asyncio.run(seed(settings, devices, people))
         gw = GatewayProcess(config, work / "gateway.log")
         gw.start()
-        time.sleep(2.0)  # the gateway logs nothing at WARNING; give it time to subscribe
+        wait_until_serving(broker, site)
         if os.environ.get("TACK_BENCH_PROFILE"):  # py-spy flame data of the gateway, if installed
             assert gw.proc is not None
             subprocess.Popen(

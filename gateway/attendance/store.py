@@ -60,13 +60,16 @@ async def classify_punch(
     refusal: ReasonCode | None = None,
     refusal_text: str = "",
     exclude: tuple[str, str] | None = None,
+    shifts_resolved: bool = False,
 ) -> Classification:
     """:meth:`Policy.classify` with the person's punches (two days either side) and leave.
 
     The shifts are the backend's when the bridge pulled any, else ``policy``'s (the config's);
-    see :mod:`gateway.attendance.shifts`.
+    see :mod:`gateway.attendance.shifts`. ``shifts_resolved``: ``policy`` is already that (the
+    gateway keeps it between reloads instead of reading the shifts for every punch).
     """
-    policy = await effective_policy(db, policy)
+    if not shifts_resolved:
+        policy = await effective_policy(db, policy)
     previous = await punch_times(
         db, person.person_id, punch_ms - 2 * _DAY_MS, punch_ms + 2 * _DAY_MS, exclude=exclude
     )
