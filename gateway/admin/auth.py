@@ -13,7 +13,6 @@ adds that header by itself.
 
 from __future__ import annotations
 
-import getpass
 import hmac
 from dataclasses import dataclass
 from typing import Any
@@ -195,7 +194,3 @@ async def login(ctx: AdminContext, username: str, password: str, address: str) -
     session = await ctx.sessions.create(username)
     await ctx.audit.append(f"web:{username}", "login.ok", username)
     return session
-
-
-def cli_actor() -> str:
-    return f"cli:{getpass.getuser()}"

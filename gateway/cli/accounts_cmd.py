@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from gateway.cli.common import ConfigOption, console, err_console, run, settings_from
+from gateway.cli.common import ConfigOption, cli_actor, console, err_console, run, settings_from
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -68,7 +68,6 @@ def add(
 
     async def main() -> None:
         from gateway.admin.accounts import add_account
-        from gateway.admin.auth import cli_actor
         from gateway.admin.permissions import Role
         from gateway.audit import AuditLog
         from gateway.store import open_database
@@ -114,7 +113,6 @@ def _change(config: ConfigOption, what: str, change: Change) -> None:
     settings = settings_from(config)
 
     async def main() -> None:
-        from gateway.admin.auth import cli_actor
         from gateway.audit import AuditLog
         from gateway.store import open_database
 

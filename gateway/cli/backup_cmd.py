@@ -7,14 +7,13 @@ gateway is stopped, and checks the whole backup before it replaces anything.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from gateway.cli.common import ConfigOption, console, err_console, run, settings_from
+from gateway.cli.common import ConfigOption, cli_actor, console, err_console, run, settings_from
 
 if TYPE_CHECKING:
     from gateway.security.backup import BackupInfo, RestoreResult
@@ -24,10 +23,6 @@ app = typer.Typer(help="Encrypted backups: create, list, verify, restore.", no_a
 BackupArg = Annotated[
     Path, typer.Argument(help="A backup file, or its name in backup.dir (see `tack backup list`).")
 ]
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def _when(ms: int) -> str:
@@ -48,7 +43,7 @@ def create(config: ConfigOption = None) -> None:
     async def main() -> BackupInfo:
         from gateway.security.backup import create_backup
 
-        return await create_backup(settings, actor=_actor())
+        return await create_backup(settings, actor=cli_actor())
 
     info = run(main())
     console.print(
@@ -121,7 +116,7 @@ def restore(
         from gateway.security.backup import restore_backup
 
         return await restore_backup(
-            settings, path, actor=_actor(), progress=lambda m: console.print(m, highlight=False)
+            settings, path, actor=cli_actor(), progress=lambda m: console.print(m, highlight=False)
         )
 
     result = run(main())

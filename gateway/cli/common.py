@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -28,6 +28,31 @@ ConfigOption = Annotated[
         envvar="TACK_CONFIG",
     ),
 ]
+
+
+def cli_actor() -> str:
+    """Who the audit log names for a command run from a shell: ``cli:<unix user>``."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+async def audit(
+    settings: TackSettings,
+    action: str,
+    target: str = "",
+    detail: Mapping[str, object] | None = None,
+) -> None:
+    """Record a command's change in the audit log (gateway/audit/), on its own connection, once
+    the change is made. Changes that must commit with their entry use ``AuditLog.recording``."""
+    from gateway.audit import AuditLog
+    from gateway.store import open_database
+
+    db = await open_database(settings.db_path)
+    try:
+        await AuditLog(db, settings.audit_head_file).append(cli_actor(), action, target, detail)
+    finally:
+        await db.close()
 
 
 def settings_from(config: Path | None) -> TackSettings:

@@ -12,7 +12,15 @@ from rich.table import Table
 
 from devices.protocol.limits import MAX_DEVICE_ID_CHARS
 from devices.protocol.topics import valid_id
-from gateway.cli.common import ConfigOption, console, err_console, run, settings_from
+from gateway.cli.common import (
+    ConfigOption,
+    audit,
+    cli_actor,
+    console,
+    err_console,
+    run,
+    settings_from,
+)
 from gateway.store.devices import DeviceType
 
 if TYPE_CHECKING:
@@ -67,13 +75,13 @@ def add(
         from gateway.broker import provisioning
         from gateway.store.devices import Device
 
-        async with _store(settings) as (db, audit):
+        async with _store(settings) as (db, log):
             try:
                 for device_id in device_ids:
                     device = Device(device_id, settings.site, device_type, name, room_id=room)
                     done.append(
                         await provisioning.add(
-                            db, audit, cli_actor(), device, with_credentials=not no_credentials
+                            db, log, cli_actor(), device, with_credentials=not no_credentials
                         )
                     )
             finally:
@@ -108,7 +116,7 @@ def credentials_(
     async def main() -> tuple[Provisioned | None, ApplyResult | None]:
         from gateway.broker import credentials, provisioning
 
-        async with _store(settings) as (db, audit):
+        async with _store(settings) as (db, log):
             if not reset:
                 if await credentials.has_credentials(db, device_id):
                     return None, None
@@ -116,7 +124,7 @@ def credentials_(
                     f"{device_id!r} has no MQTT credentials; issue them with "
                     f"`tack devices credentials {device_id} --reset`"
                 )
-            issued = await provisioning.reset(db, audit, cli_actor(), device_id)
+            issued = await provisioning.reset(db, log, cli_actor(), device_id)
             return issued, await _apply(db, settings, changed=True)
 
     issued, result = run(main())
@@ -184,9 +192,12 @@ def room_(
 
         db = await open_database(settings.db_path)
         try:
-            return await assign_room(db, device_id, room_id)
+            assigned = await assign_room(db, device_id, room_id)
         finally:
             await db.close()
+        if assigned:
+            await audit(settings, "device.room", device_id, {"room": room_id})
+        return assigned
 
     if not run(main()):
         err_console.print(f"[red]error:[/red] no device {device_id!r}; see `tack devices list`")
@@ -206,20 +217,13 @@ def revoke(
     async def main() -> ApplyResult:
         from gateway.broker import provisioning
 
-        async with _store(settings) as (db, audit):
-            await provisioning.revoke(db, audit, cli_actor(), device_id)
+        async with _store(settings) as (db, log):
+            await provisioning.revoke(db, log, cli_actor(), device_id)
             return await _apply(db, settings, changed=True)
 
     result = run(main())
     console.print(f"revoked {device_id}")
     _print_apply(settings, result, quiet=False)
-
-
-def cli_actor() -> str:
-    """Who the audit log names for a command run from a shell."""
-    import getpass
-
-    return f"cli:{getpass.getuser()}"
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from gateway.cli.common import ConfigOption, console, err_console, run, settings_from
+from gateway.cli.common import (
+    ConfigOption,
+    audit,
+    cli_actor,
+    console,
+    err_console,
+    run,
+    settings_from,
+)
 from gateway.config import TackSettings
 
 if TYPE_CHECKING:
@@ -93,6 +101,9 @@ def enroll(
             )
         finally:
             await db.close()
+        if result.enrolled:
+            detail = {"enrolled": result.enrolled, "replace": replace}
+            await audit(settings, "face.enroll", person_id, detail)
         return result.enrolled, [(r.index, str(r.reason), r.detail) for r in result.rejected]
 
     enrolled, rejected = run(main())
@@ -134,13 +145,14 @@ def remove(
     settings = settings_from(config)
 
     async def main() -> int:
+        from gateway.audit import AuditLog
         from gateway.store import open_database
-        from gateway.store.database import write_transaction
         from gateway.verify.face.templates import TEMPLATES_VERSION_KEY
 
         db = await open_database(settings.db_path)
         try:
-            async with write_transaction(db, f"removing face templates of {person_id}"):
+            audit_log = AuditLog(db, settings.audit_head_file)
+            async with audit_log.recording(cli_actor(), "face.delete", person_id):
                 cur = await db.execute(
                     "DELETE FROM face_templates WHERE person_id = ?", (person_id,)
                 )

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gateway.cli.common import ConfigOption, console, err_console, run, settings_from
+from gateway.cli.common import ConfigOption, audit, console, err_console, run, settings_from
 
 app = typer.Typer(help="Geofences for GPS punches (see docs/attendance.md).", no_args_is_help=True)
 
@@ -42,9 +42,11 @@ def load(
 
         db = await open_database(settings.db_path)
         try:
-            return await replace_fences(db, settings.site, fences)
+            loaded = await replace_fences(db, settings.site, fences)
         finally:
             await db.close()
+        await audit(settings, "geofence.load", settings.site, {"fences": loaded})
+        return loaded
 
     console.print(f"site {settings.site}: {run(main())} geofence(s) loaded from {file}")
 
@@ -93,6 +95,7 @@ def add(
             await upsert_fence(db, settings.site, fence)
         finally:
             await db.close()
+        await audit(settings, "geofence.save", name, {"kind": fence.kind})
 
     run(main())
     console.print(f"site {settings.site}: geofence {name} ({fence.kind}) saved")
@@ -109,9 +112,12 @@ def remove(name: str, config: ConfigOption = None) -> None:
 
         db = await open_database(settings.db_path)
         try:
-            return await delete_fence(db, settings.site, name)
+            removed = await delete_fence(db, settings.site, name)
         finally:
             await db.close()
+        if removed:
+            await audit(settings, "geofence.remove", name)
+        return removed
 
     if not run(main()):
         _fail(f"site {settings.site} has no geofence {name!r}")

@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from gateway.cli.common import ConfigOption, console, run, settings_from
+from gateway.cli.common import ConfigOption, cli_actor, console, run, settings_from
 
 if TYPE_CHECKING:
     from gateway.security.keyring import Keyring
@@ -95,7 +94,7 @@ def rotate(config: ConfigOption = None) -> None:
     keep running), then retire the old key. Rerun after an interruption: it finishes the same
     rotation."""
     settings = settings_from(config)
-    actor = f"cli:{getpass.getuser()}"
+    actor = cli_actor()
 
     async def main() -> RotationReport:
         from gateway.security.rotation import rotate as do_rotate

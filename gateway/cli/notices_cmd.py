@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from gateway.cli.common import ConfigOption, console, err_console, run, settings_from
+from gateway.cli.common import ConfigOption, audit, console, err_console, run, settings_from
 
 if TYPE_CHECKING:
     from gateway.notices.store import Notice, Target, Unread
@@ -119,6 +119,9 @@ def send(
             )
         finally:
             await db.close()
+        # The devices it went to and its length: the text itself is in the notice, not here.
+        detail = {"devices": len(targets), "chars": len(text)}
+        await audit(settings, "notice.send", notice.notice_id, detail)
         return notice.notice_id, targets
 
     notice_id, targets = run(main())

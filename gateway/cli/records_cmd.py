@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from gateway.cli.common import ConfigOption, console, err_console, run, settings_from
+from gateway.cli.common import ConfigOption, audit, console, err_console, run, settings_from
 from gateway.config import TackSettings
 
 
@@ -116,9 +116,12 @@ def _retry_failed(settings: TackSettings, ids: list[int] | None) -> None:
                 ) as cur:
                     found = {int(r[0]) for r in await cur.fetchall()}
                 missing = [i for i in ids if i not in found]
-            return await retry_failed(db, ids), missing
+            queued = await retry_failed(db, ids)
         finally:
             await db.close()
+        if queued:
+            await audit(settings, "records.retry_failed", "", {"records": queued})
+        return queued, missing
 
     queued, missing = run(main())
     if missing:

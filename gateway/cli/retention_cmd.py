@@ -4,12 +4,11 @@ instead of waiting for the gateway's daily purge (docs/data-protection.md)."""
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.cli.common import ConfigOption, console, run, settings_from
+from gateway.cli.common import ConfigOption, cli_actor, console, run, settings_from
 
 if TYPE_CHECKING:
     from gateway.security.retention import PurgeResult
@@ -37,7 +36,7 @@ def purge(
     async def main() -> PurgeResult:
         from gateway.security.retention import purge as do_purge
 
-        return await do_purge(settings, actor=f"cli:{getpass.getuser()}", dry_run=dry_run)
+        return await do_purge(settings, actor=cli_actor(), dry_run=dry_run)
 
     r = run(main())
     verb = "would delete" if r.dry_run else "deleted"
