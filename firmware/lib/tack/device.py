@@ -142,6 +142,8 @@ class Device:
     # no notice pays no slot for them.
     notes = None
     notes_in = None
+    notes_wait = None  # ticks_ms before which the next step waits (a heap found short), or None
+    notes_tries = 0
 
     def __init__(self, cfg, hal):
         # The settings the running device still reads are kept as attributes (named as their
@@ -263,7 +265,11 @@ class Device:
                     elif self.notes is None or not self.notes.on_input(self, kind, value):
                         self._input(kind, value)
             self.link.step()
-            if self.notes_in is not None and not getattr(self, "mode", 0):
+            if (
+                self.notes_in is not None
+                and not getattr(self, "mode", 0)
+                and (self.notes_wait is None or time.ticks_diff(time.ticks_ms(), self.notes_wait) >= 0)
+            ):
                 # A cmd/notice came (or a notice was put aside, or acknowledged): handled here
                 # in the main loop, not in the MQTT client's callback, once the screen is idle
                 # (a terminal's mode 0), by code loaded only for it.
@@ -271,7 +277,12 @@ class Device:
 
                 notices.step(self)  # and unloads itself
             self.tick(time.ticks_ms())
-            self.render()
+            try:
+                self.render()
+            except MemoryError:
+                # A screen that finds no room is drawn whole on a later pass; punches go on.
+                self._shown = None
+                gc.collect()
         self.link.close()
         self.outbox.close()
         self.hal.event("stopped", {"outbox": len(self.outbox), "heap_peak": peak})
