@@ -195,7 +195,7 @@ def _upload_row(counts: dict[str, int]) -> str:
     """Write-backs the bridge drains besides records: check-ins, bookings, receipts."""
     return (
         f"{counts.get('pending', 0)} pending, {counts.get('synced', 0)} sent, "
-        f"{counts.get('failed', 0)} refused by the backend"
+        f"{counts.get('failed', 0)} refused"
     )
 
 

@@ -8,19 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from simulators.admin_screenshots import CHROMIUM, CHROMIUM_ARGS
 from simulators.admin_site import PASSWORD
 from tests.admin.conftest import Admin
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture

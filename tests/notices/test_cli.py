@@ -177,5 +177,5 @@ def test_status_counts_unread_notices_and_the_write_backs_waiting(config: Path) 
         if line.count("│") >= 3
     }
     assert rows["notices unread (see tack notices)"] == "1"
-    assert rows["notice receipts to the backend"] == "1 pending, 0 sent, 0 refused by the backend"
-    assert rows["room changes to the backend"] == "1 pending, 0 sent, 0 refused by the backend"
+    assert rows["notice receipts to the backend"] == "1 pending, 0 sent, 0 refused"
+    assert rows["room changes to the backend"] == "1 pending, 0 sent, 0 refused"
