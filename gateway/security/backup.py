@@ -9,9 +9,10 @@ The manifest is in the clear so ``tack backup list`` needs no key; it names the 
 time, the Tack and schema versions, the keyring key and the size and SHA-256 of the store inside.
 The store is sealed under a fresh random data key, and that data key is sealed under the
 keyring's current key (``wrapped_key``): restoring needs the keyring file, which is never in
-the backup. Each chunk's nonce is its index and its associated data is the manifest's SHA-256,
-the index and a last-chunk flag, so a changed manifest, a flipped byte, chunks swapped, dropped
-or cut short, and bytes appended all fail before anything is replaced.
+the backup. The wrapped key is bound to the rest of the manifest, and each chunk's nonce is its
+index and its associated data the manifest's SHA-256, the index and a last-chunk flag, so a
+changed manifest (even one that claims no chunks at all), a flipped byte, chunks swapped,
+dropped or cut short, and bytes appended all fail before anything is replaced.
 
 The copy comes from SQLite's online backup API on a connection of its own: a WAL reader sees
 one consistent snapshot and never blocks the gateway's writers.
@@ -144,20 +145,20 @@ def _create(db_path: Path, backup_dir: Path, keyring: Keyring) -> BackupInfo:
             src.close()
         db_sha, db_size = _digest(plain)
         data_key = AESGCM.generate_key(bit_length=256)
-        kid, wrapped = keyring.seal(aad("backup-key", target.name), data_key)
         manifest: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "name": target.name,
             "created_ms": created,
             "tack_version": tack_version(),
             "schema_version": schema,
-            "key_id": kid,
-            "wrapped_key": wrapped.hex(),
             "db_sha256": db_sha,
             "db_size": db_size,
             "chunk_bytes": CHUNK_BYTES,
-            "chunks": max(1, -(-db_size // CHUNK_BYTES)),
+            "chunks": _chunk_count(db_size),
         }
+        kid, wrapped = keyring.seal(_key_aad(manifest), data_key)
+        manifest["key_id"] = kid
+        manifest["wrapped_key"] = wrapped.hex()
         head = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         part = target.with_name(target.name + ".part")
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -323,7 +324,7 @@ def _decrypt_checked(path: Path, keyring: Keyring, out_path: Path) -> BackupInfo
         kid = str(manifest["key_id"])
         try:
             wrapped = bytes.fromhex(str(manifest["wrapped_key"]))
-            data_key = keyring.unseal(kid, aad("backup-key", str(manifest["name"])), wrapped)
+            data_key = keyring.unseal(kid, _key_aad(manifest), wrapped)
         except KeyringError as exc:
             raise BackupError(
                 f"backup {path.name} is sealed with key {kid}, which the keyring "
@@ -333,11 +334,20 @@ def _decrypt_checked(path: Path, keyring: Keyring, out_path: Path) -> BackupInfo
         except (SealError, ValueError) as exc:
             raise BackupError(
                 f"backup {path.name}: its key does not open under key {kid} of {keyring.path}: "
-                "the manifest was altered or the keyring holds a different key with that id"
+                "the manifest was altered or the keyring holds a different key with that id; "
+                "nothing was replaced"
             ) from exc
         aead = AESGCM(data_key)
         m_hash = hashlib.sha256(head).digest()
         total = int(manifest["chunks"])
+        if (
+            total != _chunk_count(int(manifest["db_size"]))
+            or manifest["chunk_bytes"] != CHUNK_BYTES
+        ):
+            raise BackupError(
+                f"backup {path.name}: its manifest gives {total} chunks for a store of "
+                f"{manifest['db_size']} bytes: it was altered; nothing was replaced"
+            )
         digest = hashlib.sha256()
         size = 0
         fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -448,6 +458,19 @@ def _info(path: Path, m: dict[str, Any]) -> BackupInfo:
         schema_version=int(m["schema_version"]),
         tack_version=str(m.get("tack_version", "unknown")),
     )
+
+
+def _chunk_count(db_size: int) -> int:
+    return max(1, -(-db_size // CHUNK_BYTES))
+
+
+def _key_aad(manifest: dict[str, Any]) -> bytes:
+    """What the wrapped data key is bound to: the whole manifest but the key's own id and
+    wrapping (a changed id names a key that does not open it anyway), so an edited manifest
+    (fewer chunks, another size or date) no longer opens the key."""
+    rest = {k: v for k, v in manifest.items() if k not in ("wrapped_key", "key_id")}
+    body = json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()
+    return aad("backup-key", hashlib.sha256(body).hexdigest())
 
 
 def _nonce(index: int) -> bytes:

@@ -4,6 +4,7 @@ replaced, no restore under a running gateway, and scheduled backups pruned to ba
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -98,6 +99,13 @@ def _tamper(path: Path, how: str) -> None:
         head = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         data[len(MAGIC) + 4 : body_at] = head
         data[len(MAGIC) : len(MAGIC) + 4] = struct.pack(">I", len(head))
+    elif how == "empty":
+        # A forged "empty store": no chunks at all, an empty file's size and hash, schema 0.
+        manifest = json.loads(bytes(data[len(MAGIC) + 4 : body_at]))
+        manifest |= {"chunks": 0, "db_size": 0, "schema_version": 0}
+        manifest["db_sha256"] = hashlib.sha256(b"").hexdigest()
+        head = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+        data = bytearray(MAGIC + struct.pack(">I", len(head)) + head)
     path.write_bytes(bytes(data))
 
 
@@ -106,7 +114,8 @@ def _tamper(path: Path, how: str) -> None:
     [
         ("flip", "chunk 1 of 1 fails its authentication"),
         ("truncate", "truncated"),
-        ("manifest", "fails its authentication"),
+        ("manifest", "the manifest was altered"),
+        ("empty", "the manifest was altered"),
     ],
 )
 async def test_a_damaged_backup_is_refused_and_nothing_is_replaced(
