@@ -7,6 +7,8 @@ Configuration never lives here, so a config change can never wipe buffered recor
 
 from __future__ import annotations
 
+import sqlite3
+
 import aiosqlite
 
 from gateway.store.errors import StoreError
@@ -377,8 +379,10 @@ _STEPS = (
 async def migrate(db: aiosqlite.Connection) -> None:
     """Bring the file to :data:`SCHEMA_VERSION`; refuse a file written by a newer Tack.
 
-    Each step commits together with its version number, so a crash during an upgrade leaves the
-    file at the last whole step (a step that adds a column cannot be run twice).
+    Each step runs in a transaction of its own that first reads the version again and commits
+    together with the new one: a crash during an upgrade leaves the file at the last whole
+    step, and a second process that opens the file at the same time (the bridge, the CLI)
+    waits for the step and then skips it instead of adding a column twice.
     """
     async with db.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
@@ -388,8 +392,36 @@ async def migrate(db: aiosqlite.Connection) -> None:
             f"the store was written by a newer Tack (schema {version}, this one knows "
             f"{SCHEMA_VERSION}); upgrade Tack or restore a backup"
         )
+    if version == SCHEMA_VERSION:
+        return
     for number, ddl in enumerate(_STEPS, start=1):
-        if version < number:
-            await db.executescript(
-                f"BEGIN IMMEDIATE;\n{ddl}\nPRAGMA user_version = {number};\nCOMMIT;"
-            )
+        if version >= number:
+            continue
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            async with db.execute("PRAGMA user_version") as cur:
+                row = await cur.fetchone()
+            version = int(row[0]) if row else 0
+            if version < number:
+                for statement in _statements(ddl):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {number}")
+                version = number
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a DDL script, one by one (``execute`` runs one; ``executescript``
+    would commit the step's transaction before it starts)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements
