@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -160,7 +161,8 @@ class AuditLog:
         return AuditEntry(entry_id, ts, actor, action, target, detail_back, prev, digest)
 
     async def sync_head(self) -> None:
-        """Bring the head file up to the newest entry (after ``append_in_transaction``)."""
+        """Bring the head file up to the newest entry, after a caller's own transaction that
+        used :meth:`append_in_transaction` has committed."""
         async with self._db.execute(
             "SELECT id, ts_ms, actor, action, target, detail, prev_hash, hash FROM audit_log"
             " ORDER BY id DESC LIMIT 1"
@@ -172,13 +174,18 @@ class AuditLog:
     def _write_head(self, entry: AuditEntry) -> None:
         if self._head_file is None:
             return
-        current = read_head(self._head_file)
-        if current is not None and current[0] >= entry.id:
-            return  # another process got further; the head only moves forward
         self._head_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._head_file.with_name(f"{self._head_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(f"{entry.id} {entry.hash}\n", encoding="ascii")
-        os.replace(tmp, self._head_file)
+        lock = self._head_file.with_name(self._head_file.name + ".lock")
+        with lock.open("a") as held:
+            # Read, compare and replace under a lock: two processes must not leave the head
+            # at the older of their entries.
+            fcntl.flock(held, fcntl.LOCK_EX)
+            current = read_head(self._head_file)
+            if current is not None and current[0] >= entry.id:
+                return  # another process got further; the head only moves forward
+            tmp = self._head_file.with_name(f"{self._head_file.name}.{os.getpid()}.tmp")
+            tmp.write_text(f"{entry.id} {entry.hash}\n", encoding="ascii")
+            os.replace(tmp, self._head_file)
 
     async def entries(
         self,
@@ -237,7 +244,19 @@ class AuditLog:
                     )
                 prev, expected_id = str(row[7]), entry_id + 1
         head = read_head(self._head_file) if self._head_file is not None else None
-        if head is not None:
+        if head is None and self._head_file is not None and result.checked:
+            result.problems.append(
+                AuditProblem(
+                    expected_id - 1,
+                    f"the head file {self._head_file} is missing: whether newest entries were "
+                    "deleted cannot be told (compare with an exported copy)",
+                )
+            )
+        elif head == (0, ""):
+            result.problems.append(
+                AuditProblem(0, f"the head file {self._head_file} is unreadable or was altered")
+            )
+        elif head is not None:
             head_id, head_hash = head
             if head_id >= expected_id:
                 result.problems.append(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from gateway.cli.common import ConfigOption, console, err_console, run, settings_from
 
@@ -56,7 +57,9 @@ def list_(
 
     table = Table("id", "when (UTC)", "actor", "action", "target", "detail")
     for e in run(main()):
-        table.add_row(str(e.id), _when(e.ts_ms), e.actor, e.action, e.target, str(e.detail or ""))
+        # Text, not markup: a target is whatever was typed at a login form, "[/]" included.
+        cells = (e.actor, e.action, e.target, str(e.detail or ""))
+        table.add_row(str(e.id), _when(e.ts_ms), *(Text(c) for c in cells))
     console.print(table)
 
 

@@ -182,3 +182,47 @@ def test_export_writes_every_entry_with_its_hash(config: Path, tmp_path: Path) -
     )
     assert result.exit_code == 0, result.output
     assert csv_out.read_text(encoding="utf-8").count("\n") == 4
+
+
+def test_a_missing_or_garbled_head_file_is_reported(config: Path) -> None:
+    """Deleting the head file with the newest entries must not pass as a whole log."""
+    _seed(config, 3)
+    head = load_settings(config).audit_head_file
+    head.write_text("not a head\n", encoding="ascii")
+    code, out = _verify(config)
+    assert code == 1
+    assert "unreadable or was altered" in out
+    head.unlink()
+    with sqlite3.connect(_db(config)) as con:
+        con.execute("DELETE FROM audit_log WHERE id = 3")
+    code, out = _verify(config)
+    assert code == 1
+    assert "head file" in out
+    assert "missing" in out
+
+
+def test_an_empty_log_without_a_head_file_verifies(config: Path) -> None:
+    asyncio.run(_open_close(config))
+    code, out = _verify(config)
+    assert code == 0, out
+    assert "0 entries" in out
+
+
+async def _open_close(config: Path) -> None:
+    db = await open_database(load_settings(config).db_path)
+    await db.close()
+
+
+def test_list_shows_what_was_typed_at_a_login_form_as_text(config: Path) -> None:
+    async def main() -> None:
+        settings = load_settings(config)
+        db = await open_database(settings.db_path)
+        try:
+            await AuditLog(db, settings.audit_head_file).append("web:-", "login.fail", "[/]")
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+    result = CliRunner().invoke(app, ["audit", "list", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "[/]" in result.output
