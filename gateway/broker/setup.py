@@ -48,7 +48,10 @@ async def configure(
     renew_server_cert: bool,
     reset_gateway_password: bool,
     group: str | None,
+    actor: str,
 ) -> BrokerSetup:
+    """``actor`` is who the audit log names for a new gateway password (``cli:<user>``)."""
+    from gateway.audit import AuditLog
     from gateway.store import open_database
 
     try:
@@ -76,7 +79,9 @@ async def configure(
     try:
         password = None
         if reset_gateway_password or not await credentials.has_credentials(db, username):
-            password = await credentials.issue_gateway(db, username)
+            audit = AuditLog(db, settings.audit_head_file)
+            async with audit.recording(actor, "broker.gateway_password", username):
+                password = await credentials.issue_gateway(db, username)
         reload = await credentials.apply_files(db, managed)
     finally:
         await db.close()

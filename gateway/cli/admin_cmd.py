@@ -35,8 +35,11 @@ def serve(
 
         from gateway.admin.app import create_app
         from gateway.admin.server import AdminServer
+        from gateway.security.store_lock import SharedStoreLock
         from gateway.store import open_database
 
+        # Held like the gateway's: a restore must not swap the store under a running app.
+        store_lock = SharedStoreLock(settings.db_path)
         db = await open_database(settings.db_path)
         server = AdminServer(create_app(settings, db), where_host, where_port)
         stop = asyncio.Event()
@@ -53,5 +56,6 @@ def serve(
         finally:
             await server.stop()
             await db.close()
+            store_lock.release()
 
     run(main())

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.cli.common import ConfigOption, err_console, run, settings_from
+from gateway.cli.common import ConfigOption, cli_actor, err_console, run, settings_from
 
 if TYPE_CHECKING:
     from gateway.broker.setup import BrokerSetup
@@ -88,6 +88,7 @@ def config_(
             renew_server_cert=renew_server_cert,
             reset_gateway_password=reset_gateway_password,
             group=group or default_group(),
+            actor=cli_actor(),
         )
     )
     _report(result, settings.site)

@@ -80,7 +80,8 @@ async def rotate(
     progress: Progress | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> RotationReport:
-    ring = Keyring.load(settings.keyring_file, legacy_file=settings.face_key_file, create=True)
+    # Never a new keyring here: a wrong keys.file would make one and then fail on every row.
+    ring = Keyring.load(settings.keyring_file, legacy_file=settings.face_key_file, create=False)
     unfinished = ring.active_old_ids()
     if unfinished:
         report = RotationReport(ring.current_id, unfinished, resumed=True)

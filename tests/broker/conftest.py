@@ -126,6 +126,7 @@ async def _provision(
         renew_server_cert=False,
         reset_gateway_password=False,
         group=default_group(),
+        actor="cli:test",
     )
     db = await open_database(settings.db_path)
     try:
