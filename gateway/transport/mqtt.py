@@ -103,6 +103,9 @@ class MqttTransport:
         # Unsettled messages stay with the broker and come again on the next connection.
         for fut in self._held:
             fut.cancel()
+        # Handlers under way finish while the connection is still up, so their acks and
+        # PUBACKs go out instead of meeting a closed socket.
+        await self._wait_handlers()
         if self._client.is_connected:
             try:
                 await self._client.disconnect()
@@ -110,6 +113,9 @@ class MqttTransport:
                 log.warning("broker connection did not close cleanly", exc_info=True)
         # Messages that came in while closing (last wills of devices going away at the same
         # time) are handled to the end before the gateway closes its store behind them.
+        await self._wait_handlers()
+
+    async def _wait_handlers(self) -> None:
         try:
             async with asyncio.timeout(CLOSE_HANDLERS_S):
                 await self._handled.wait()
