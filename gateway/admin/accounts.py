@@ -195,42 +195,69 @@ async def set_password(
 async def set_role(
     db: aiosqlite.Connection, audit: AuditLog, actor: str, username: str, role: Role
 ) -> None:
-    before = await get_account(db, username)
-    if before is not None and before.role is Role.ADMIN and role is not Role.ADMIN:
-        await _keep_an_admin(db, username)
-    await _change(
-        db,
-        audit,
-        actor,
-        "account.role",
-        username,
-        {"role": str(role), "was": str(before.role) if before else None},
-        "UPDATE accounts SET role = ?",
-        (str(role),),
-    )
+    await change_account(db, audit, actor, username, role=role)
 
 
 async def set_disabled(
     db: aiosqlite.Connection, audit: AuditLog, actor: str, username: str, disabled: bool
 ) -> None:
-    before = await get_account(db, username)
-    if disabled and before is not None and before.role is Role.ADMIN:
-        await _keep_an_admin(db, username)
-    await _change(
-        db,
-        audit,
-        actor,
-        "account.disable" if disabled else "account.enable",
-        username,
-        {},
-        "UPDATE accounts SET disabled = ?",
-        (int(disabled),),
+    await change_account(db, audit, actor, username, disabled=disabled)
+
+
+async def change_account(
+    db: aiosqlite.Connection,
+    audit: AuditLog,
+    actor: str,
+    username: str,
+    *,
+    role: Role | None = None,
+    disabled: bool | None = None,
+) -> None:
+    """Set the role and/or disable (or enable) the account, in one write transaction with the
+    "keep an enabled admin" check and the audit entries (``account.role``, ``account.disable``
+    or ``account.enable``): two changes made at once cannot both pass the check on a count the
+    other is about to make wrong, and a refused request changes nothing."""
+    if role is None and disabled is None:
+        return
+    last_action = (
+        "account.role" if disabled is None else "account.disable" if disabled else "account.enable"
     )
+    # recording() appends its entry after the block, from this dict as the block left it.
+    last_detail: dict[str, object] = {}
+    async with audit.recording(actor, last_action, username, last_detail):
+        before = await get_account(db, username)
+        if before is None:
+            raise AccountNotFoundError(
+                f"no account {username!r}; see `tack accounts list` (or GET /api/accounts)"
+            )
+        role_after = before.role if role is None else role
+        disabled_after = before.disabled if disabled is None else disabled
+        stays_admin = role_after is Role.ADMIN and not disabled_after
+        if before.role is Role.ADMIN and not before.disabled and not stays_admin:
+            await _keep_an_admin(db, username)
+        ts = now_ms()
+        if role is not None:
+            await db.execute(
+                "UPDATE accounts SET role = ?, changed_ts_ms = ? WHERE username = ?",
+                (str(role), ts, username),
+            )
+            role_detail = {"role": str(role), "was": str(before.role)}
+            if disabled is None:
+                last_detail.update(role_detail)
+            else:
+                await audit.append_in_transaction(actor, "account.role", username, role_detail)
+        if disabled is not None:
+            await db.execute(
+                "UPDATE accounts SET disabled = ?, changed_ts_ms = ? WHERE username = ?",
+                (int(disabled), ts, username),
+            )
+        await db.execute("DELETE FROM admin_sessions WHERE username = ?", (username,))
 
 
 async def _keep_an_admin(db: aiosqlite.Connection, username: str) -> None:
     """Refuse to take away the last enabled admin: nobody could manage accounts over the web
-    after that (the CLI on the gateway's machine still could)."""
+    after that (the CLI on the gateway's machine still could). Call it inside the write
+    transaction that makes the change, so the count cannot change before the commit."""
     async with db.execute(
         "SELECT count(*) FROM accounts WHERE role = 'admin' AND disabled = 0 AND username != ?",
         (username,),

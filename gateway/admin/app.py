@@ -22,6 +22,7 @@ from devices.protocol.errors import TackError
 from gateway.admin import accounts, metrics, ui
 from gateway.admin.api import accounts as accounts_api
 from gateway.admin.api import audit, backups, devices, notices, people, records, rooms, session
+from gateway.admin.bodylimit import MULTIPART_MARGIN, BodyLimit
 from gateway.admin.context import AdminContext
 from gateway.admin.errors import ApiError, error_json, explain_validation, is_api
 from gateway.config import TackSettings
@@ -73,12 +74,18 @@ def create_app(
     app.include_router(ui.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
+    app.add_middleware(
+        BodyLimit, upload_bytes=settings.face.max_bytes + MULTIPART_MARGIN, answer=_answer
+    )
     return app
 
 
+def _answer(request: Request, err: ApiError) -> Response:
+    return error_json(err) if is_api(request) else ui.error_page(request, err)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
-    def answer(request: Request, err: ApiError) -> Response:
-        return error_json(err) if is_api(request) else ui.error_page(request, err)
+    answer = _answer
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)

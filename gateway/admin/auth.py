@@ -26,6 +26,8 @@ from gateway.admin.permissions import ROLE_PERMISSIONS, Permission, Role
 from gateway.admin.sessions import NewSession
 
 COOKIE = "tack_session"
+# What a failed login's audit entry names when what was typed cannot be a username.
+NOT_A_USERNAME = "(not a valid username)"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -51,7 +53,8 @@ def context(request: Request) -> AdminContext:
     return ctx
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; ``None`` for no header or another scheme."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
@@ -59,7 +62,7 @@ def _bearer(request: Request) -> str | None:
 
 async def identify(request: Request) -> Principal | None:
     ctx = context(request)
-    token = _bearer(request)
+    token = bearer_token(request)
     metrics_token = ctx.settings.admin.metrics_token
     if (
         token is not None
@@ -169,9 +172,16 @@ def client_address(request: Request) -> str:
 async def login(ctx: AdminContext, username: str, password: str, address: str) -> NewSession:
     """Check the password under the rate limit and start a session; :class:`ApiError` (401,
     429) otherwise. Failures are audited as ``login.fail`` with the username and why, never the
-    password; successes as ``login.ok``."""
+    password (nor what was typed as the username unless it could be one: a password typed in
+    the wrong field is the usual other thing); successes as ``login.ok``.
+
+    The attempt counts as a failure before the password is checked, and is taken back when it
+    was right: so logins sent all at once cannot each pass the limit before any has failed. At
+    most ``ctx.verify_slots`` passwords are checked at a time; the others wait their turn."""
+    from gateway.admin.accounts import USERNAME_PATTERN, authenticate
+
     username = username.strip().lower()[:64]
-    wait = ctx.limiter.retry_after(username, address)
+    wait = ctx.limiter.attempt(username, address)
     if wait:
         raise ApiError(
             429,
@@ -179,18 +189,17 @@ async def login(ctx: AdminContext, username: str, password: str, address: str) -
             f"too many failed logins for this account or from this address; try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )
-    from gateway.admin.accounts import authenticate
-
-    why = await authenticate(ctx.db, username, password)
+    async with ctx.verify_slots:
+        why = await authenticate(ctx.db, username, password)
     if why is not None:
-        ctx.limiter.failed(username, address)
-        await ctx.audit.append("gateway", "login.fail", username, {"reason": why})
+        target = username if USERNAME_PATTERN.fullmatch(username) else NOT_A_USERNAME
+        await ctx.audit.append("gateway", "login.fail", target, {"reason": why})
         raise ApiError(
             401,
             "login_failed",
             "wrong username or password, or the account is disabled",
         )
-    ctx.limiter.succeeded(username)
+    ctx.limiter.succeeded(username, address)
     session = await ctx.sessions.create(username)
     await ctx.audit.append(f"web:{username}", "login.ok", username)
     return session

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -26,6 +27,9 @@ class AdminContext:
     sessions: SessionStore
     limiter: LoginLimiter
     clock: Callable[[], int]  # UTC milliseconds; tests move it to expire sessions
+    # Password checks under way at once: argon2 takes 64 MiB each, so logins sent together
+    # queue here instead of adding up (gateway/admin/auth.py login).
+    verify_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
     @classmethod
     def build(

@@ -1,6 +1,8 @@
-"""Adding and revoking a device from the admin app: the registry row, its MQTT credentials and
-the audit entry commit together (the broker module joins the caller's transaction); then the
-broker's password file is rewritten and the broker reloaded (gateway/broker/credentials.py)."""
+"""Adding and revoking a device from the admin app, through the same steps as ``tack devices``
+(:mod:`gateway.broker.provisioning`): the registry row, its MQTT credentials and the audit entry
+commit together; then a running gateway reloads its registry, and the broker's password file is
+rewritten and the broker reloaded (gateway/broker/credentials.py). What the web adds: errors as
+API answers, and a clear 409 for a device revoked already."""
 
 from __future__ import annotations
 
@@ -8,9 +10,8 @@ import logging
 
 from gateway.admin.context import AdminContext
 from gateway.admin.errors import ApiError
-from gateway.broker import credentials
-from gateway.store.devices import DeviceType, get_device
-from gateway.store.records import now_ms
+from gateway.broker import credentials, provisioning
+from gateway.store.devices import Device, DeviceExistsError, DeviceType, get_device
 
 log = logging.getLogger(__name__)
 
@@ -24,37 +25,31 @@ async def add_device(
     room_id: str | None,
 ) -> str:
     """Register the device and return its MQTT password: the only time anyone sees it."""
-    db = ctx.db
-    async with ctx.audit.recording(
-        actor, "device.add", device_id, {"type": str(device_type), "room": room_id}
-    ):
-        if await get_device(db, device_id) is not None:
-            raise ApiError(
-                409,
-                "device_exists",
-                f"device {device_id!r} is already registered; pick another id (a revoked "
-                "device keeps its id)",
-            )
-        await db.execute(
-            "INSERT INTO devices (device_id, site, device_type, name, revoked, created_ts_ms,"
-            " room_id) VALUES (?, ?, ?, ?, 0, ?, ?)",
-            (device_id, ctx.settings.site, str(device_type), name, now_ms(), room_id),
-        )
-        password = await credentials.issue(db, device_id)
+    device = Device(device_id, ctx.settings.site, device_type, name, room_id=room_id)
+    try:
+        done = await provisioning.add(ctx.db, ctx.audit, actor, device, with_credentials=True)
+    except DeviceExistsError as exc:
+        raise ApiError(
+            409,
+            "device_exists",
+            f"device {device_id!r} is already registered; pick another id (a revoked "
+            "device keeps its id)",
+        ) from exc
     await _apply(ctx)
-    return password
+    assert done.password is not None  # with_credentials=True
+    return done.password
 
 
 async def revoke_device(ctx: AdminContext, actor: str, device_id: str) -> None:
-    db = ctx.db
-    async with ctx.audit.recording(actor, "device.revoke", device_id):
-        device = await get_device(db, device_id)
-        if device is None:
-            raise ApiError(404, "no_such_device", f"no device {device_id!r}; see the device list")
-        if device.revoked:
-            raise ApiError(409, "already_revoked", f"device {device_id!r} is revoked already")
-        await db.execute("UPDATE devices SET revoked = 1 WHERE device_id = ?", (device_id,))
-        await credentials.revoke(db, device_id)
+    device = await get_device(ctx.db, device_id)
+    if device is not None and device.revoked:
+        raise ApiError(409, "already_revoked", f"device {device_id!r} is revoked already")
+    try:
+        await provisioning.revoke(ctx.db, ctx.audit, actor, device_id)
+    except provisioning.NoSuchDeviceError as exc:
+        raise ApiError(
+            404, "no_such_device", f"no device {device_id!r}; see the device list"
+        ) from exc
     await _apply(ctx)
 
 

@@ -1,7 +1,7 @@
 """One error shape for the whole API: ``{"error": {"code": ..., "message": ...}}``.
 
 The code is stable and meant for programs; the message is for the person and says what to do.
-The web UI turns the same errors into pages (see :mod:`gateway.admin.ui.pages`).
+The web UI turns the same errors into pages (see :func:`gateway.admin.ui.error_page`).
 """
 
 from __future__ import annotations

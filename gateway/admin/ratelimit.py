@@ -5,6 +5,11 @@ After ``max_failures`` failures within ``window_s`` for the name *or* the addres
 checked meanwhile, so guessing gains nothing from waiting for answers. Counting both stops one
 address trying many names and many addresses trying one name. Kept in memory: a restart forgets
 it, which costs an attacker a gateway restart per few guesses.
+
+A login is counted as a failure *before* its password is checked (:meth:`LoginLimiter.attempt`)
+and the count taken back when it turns out right (:meth:`LoginLimiter.succeeded`): checked first
+and counted after, many logins sent at once would all pass the check while the first were still
+being verified.
 """
 
 from __future__ import annotations
@@ -44,6 +49,15 @@ class LoginLimiter:
                 wait = max(wait, q[-self._max] + self._window - now)
         return max(1, math.ceil(wait)) if wait > 0 else 0
 
+    def attempt(self, username: str, address: str) -> int:
+        """Check and count in one step (no ``await`` between them): 0 when the login may go
+        ahead, and it is counted as failed until :meth:`succeeded` says otherwise; else the
+        seconds to wait, and nothing is counted."""
+        wait = self.retry_after(username, address)
+        if wait == 0:
+            self.failed(username, address)
+        return wait
+
     def failed(self, username: str, address: str) -> None:
         now = self._clock()
         if len(self._failures) > _MAX_KEYS:
@@ -51,7 +65,13 @@ class LoginLimiter:
         for key in (f"u:{username}", f"a:{address}"):
             self._failures.setdefault(key, collections.deque()).append(now)
 
-    def succeeded(self, username: str) -> None:
-        """A right password clears the name's count (not the address's: one good account must
-        not reset the guessing of others from the same place)."""
+    def succeeded(self, username: str, address: str) -> None:
+        """A right password clears the name's count, and takes back the one failure
+        :meth:`attempt` counted for the address (only that one: one good account must not reset
+        the guessing of others from the same place)."""
         self._failures.pop(f"u:{username}", None)
+        q = self._failures.get(f"a:{address}")
+        if q:
+            q.pop()  # the newest: whichever it was, the address keeps the same count
+            if not q:
+                del self._failures[f"a:{address}"]

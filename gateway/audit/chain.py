@@ -143,7 +143,8 @@ class AuditLog:
     ) -> AuditEntry:
         """Append inside the caller's ``write_transaction`` (which holds the write lock, so no
         other writer can slip an entry in between reading the head and adding to it). The head
-        file is not written: call :meth:`sync_head` after the commit."""
+        file is not written here: the next :meth:`append` or :meth:`recording` moves it on
+        (the head may lag the log, never lead it)."""
         detail_json = _check_detail(detail or {})
         async with self._db.execute(
             "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1"
@@ -159,17 +160,6 @@ class AuditLog:
         )
         detail_back = json.loads(detail_json)
         return AuditEntry(entry_id, ts, actor, action, target, detail_back, prev, digest)
-
-    async def sync_head(self) -> None:
-        """Bring the head file up to the newest entry, after a caller's own transaction that
-        used :meth:`append_in_transaction` has committed."""
-        async with self._db.execute(
-            "SELECT id, ts_ms, actor, action, target, detail, prev_hash, hash FROM audit_log"
-            " ORDER BY id DESC LIMIT 1"
-        ) as cur:
-            row = await cur.fetchone()
-        if row is not None:
-            self._write_head(_entry(row))
 
     def _write_head(self, entry: AuditEntry) -> None:
         if self._head_file is None:

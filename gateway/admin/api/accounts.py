@@ -51,12 +51,12 @@ async def change(
     request: Request,
     me: Annotated[Principal, requires(Permission.ACCOUNTS_WRITE)],
 ) -> dict[str, object]:
-    """Change the role and/or disable (or enable) the account; its sessions end."""
+    """Change the role and/or disable (or enable) the account, both or neither; its sessions
+    end."""
     ctx = context(request)
-    if body.role is not None:
-        await acc.set_role(ctx.db, ctx.audit, me.actor, username, body.role)
-    if body.disabled is not None:
-        await acc.set_disabled(ctx.db, ctx.audit, me.actor, username, body.disabled)
+    await acc.change_account(
+        ctx.db, ctx.audit, me.actor, username, role=body.role, disabled=body.disabled
+    )
     found = await acc.get_account(ctx.db, username)
     if found is None:
         raise acc.AccountNotFoundError(f"no account {username!r}; see GET /api/accounts")

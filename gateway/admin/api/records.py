@@ -104,6 +104,18 @@ def _iso(ms: int | None, zone: ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, zone).isoformat(timespec="seconds")
 
 
+_FORMULA_START = ("=", "+", "-", "@")
+
+
+def csv_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first,
+    after any spaces) gets a leading apostrophe, which shows it as the text it is: a person's
+    name or a sync error comes from outside and must not become a formula in someone's Excel."""
+    if isinstance(value, str) and value.lstrip().startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 async def csv_rows(request: Request, flt: queries.RecordFilter) -> AsyncIterator[str]:
     ctx = context(request)
     zone = ZoneInfo(ctx.settings.attendance.timezone)
@@ -111,23 +123,22 @@ async def csv_rows(request: Request, flt: queries.RecordFilter) -> AsyncIterator
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
     async for r in queries.iter_records(ctx.db, flt):
-        writer.writerow(
-            [
-                r["id"],
-                r["device_id"],
-                r["seq"],
-                r["msg_id"],
-                r["kind"],
-                _iso(r["device_ts_ms"], zone),
-                _iso(r["received_ts_ms"], zone),
-                r["person_id"] or "",
-                r["person_name"] or "",
-                r["status"],
-                r["reason"],
-                r["sync_state"],
-                r["sync_error"] or "",
-            ]
-        )
+        row = [
+            r["id"],
+            r["device_id"],
+            r["seq"],
+            r["msg_id"],
+            r["kind"],
+            _iso(r["device_ts_ms"], zone),
+            _iso(r["received_ts_ms"], zone),
+            r["person_id"] or "",
+            r["person_name"] or "",
+            r["status"],
+            r["reason"],
+            r["sync_state"],
+            r["sync_error"] or "",
+        ]
+        writer.writerow([csv_cell(v) for v in row])
         if out.tell() > 64_000:
             yield out.getvalue()
             out.seek(0)

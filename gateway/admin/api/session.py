@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from gateway.admin.auth import Principal, client_address, context, login, public, requires
+from gateway.admin.auth import (
+    COOKIE,
+    Principal,
+    bearer_token,
+    client_address,
+    context,
+    login,
+    public,
+    requires,
+)
 from gateway.admin.permissions import Permission
 
 router = APIRouter(tags=["session"])
@@ -39,12 +48,18 @@ async def api_login(body: LoginBody, request: Request) -> dict[str, object]:
 
 @router.post("/logout")
 async def api_logout(
-    request: Request, me: Annotated[Principal, requires(Permission.SESSION)]
+    request: Request,
+    response: Response,
+    me: Annotated[Principal, requires(Permission.SESSION)],
 ) -> dict[str, str]:
+    """Ends the session the call was made with: the bearer token's, else the cookie's (the
+    same choice login checks made: another ``Authorization`` scheme is not a token)."""
     ctx = context(request)
-    header = request.headers.get("authorization", "")
-    token = header.partition(" ")[2].strip() or request.cookies.get("tack_session", "")
-    await ctx.sessions.end(token)
+    if me.via_cookie:
+        await ctx.sessions.end(request.cookies.get(COOKIE, ""))
+        response.delete_cookie(COOKIE, path="/")
+    else:
+        await ctx.sessions.end(bearer_token(request) or "")
     await ctx.audit.append(me.actor, "logout", me.name)
     return {"status": "logged out"}
 
