@@ -144,7 +144,10 @@ class Link:
         try:
             self.client.poll(0)
             self._send_due(now)
-        except (OSError, MQTTError) as exc:
+        except (OSError, MQTTError, MemoryError) as exc:
+            # Out of heap half way through a packet (or its handler) leaves the stream where
+            # nobody can tell: start the session again, as for a broken connection. Whatever
+            # had no ack is sent again and the gateway answers "duplicate"; nothing is lost.
             self._drop(exc)
 
     def wake(self):

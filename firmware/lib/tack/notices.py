@@ -26,7 +26,8 @@ from tack import unload, why
 
 _MIN_FREE = const(8192)  # bytes of heap free the notice steps need (measured: about 6 KB)
 _TRIES = const(5)  # a heap short of that is looked at again this many times...
-_RETRY_MS = const(2000)  # ...this far apart: right after a connect it is busiest
+_RETRY_MS = const(2000)  # ...this far apart: right after a connect it is busiest...
+_RETRY_HEAP = const(70 * 1024)  # ...on a heap this big; a smaller one never has the room
 
 
 def step(dev):
@@ -34,11 +35,13 @@ def step(dev):
     try:
         gc.collect()
         if dev.notes is None and gc.mem_free() < _MIN_FREE:
-            # Short of heap: it may be the moment (a cmd/notice comes in with the connect, its
-            # code and cmd/time), so look again a few times. Still short, it is the device's
-            # size (a 64 KiB terminal): said in the log, and the notice stays unread at the
-            # gateway rather than the device running out of memory at the door.
-            if dev.notes_tries < _TRIES:
+            # Short of heap: on a big enough heap it may be the moment (a cmd/notice comes in
+            # with the connect, its code and cmd/time), so look again a few times, keeping the
+            # payload. Still short, or a heap that is small anyway (a 64 KiB terminal, which
+            # must not hold the payload while punches need the room): said in the log, and the
+            # notice stays unread at the gateway rather than the device running out of memory
+            # at the door.
+            if dev.notes_tries < _TRIES and gc.mem_free() + gc.mem_alloc() >= _RETRY_HEAP:
                 dev.notes_tries += 1
                 dev.notes_wait = time.ticks_add(time.ticks_ms(), _RETRY_MS)
                 return
