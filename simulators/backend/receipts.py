@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from simulators.backend.state import BackendState, Errcode
+from simulators.backend.write_api import lost_answer, read_body
 
 RECEIPT_PATH = "/topapi/blackboard/receipt/upload"
 
@@ -78,31 +78,14 @@ def add_receipt_routes(app: FastAPI, state: BackendState, book: ReceiptBook) -> 
 
     @app.post(RECEIPT_PATH, response_model=None)
     async def upload_receipt(request: Request, access_token: str | None = None) -> Any:
-        if state.in_outage():
-            return JSONResponse(
-                {"errcode": Errcode.SYSTEM_BUSY, "errmsg": "simulated outage"}, status_code=503
-            )
-        code = state.check_token(access_token)
-        if code != Errcode.OK:
-            return {"errcode": code, "errmsg": "invalid or expired access_token"}
-        try:
-            raw = await request.json()
-        except ValueError:
-            raw = None
-        try:
-            receipt = _Receipt.model_validate(raw if isinstance(raw, dict) else {})
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            name = ".".join(str(p) for p in first["loc"]) or "body"
-            return {"errcode": Errcode.INVALID_PARAMETER, "errmsg": f"invalid parameter {name}"}
+        receipt = await read_body(state, _Receipt, request, access_token)
+        if not isinstance(receipt, _Receipt):
+            return receipt
         if receipt.userid is not None and not state.knows_user(receipt.userid):
             return {"errcode": Errcode.UNKNOWN_USERID, "errmsg": f"unknown userid {receipt.userid}"}
         duplicate = book.store(receipt)
         if book.answer_lost():
-            return JSONResponse(
-                {"errcode": Errcode.SYSTEM_BUSY, "errmsg": "simulated lost answer"},
-                status_code=503,
-            )
+            return lost_answer()
         return {"errcode": 0, "errmsg": "ok", "result": {"duplicate": duplicate}}
 
     @app.get("/_sim/receipts")

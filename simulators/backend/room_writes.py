@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from simulators.backend.directory import Directory
 from simulators.backend.state import BackendState, Errcode
+from simulators.backend.write_api import lost_answer, read_body
 
 CHANGE_PATH = "/topapi/meetingroom/booking/change"
 NOTIFY_PATH = "/topapi/message/corpconversation/asyncsend_v2"
@@ -138,33 +138,9 @@ def _apply(c: _Change, directory: Directory) -> dict[str, Any]:
 def add_room_write_routes(app: FastAPI, state: BackendState, writes: RoomWrites) -> None:
     """Add the write APIs and their ``/_sim/`` controls to the simulator's app."""
 
-    async def body(model: type[BaseModel], request: Request, access_token: str | None) -> Any:
-        if state.in_outage():
-            return JSONResponse(
-                {"errcode": Errcode.SYSTEM_BUSY, "errmsg": "simulated outage"}, status_code=503
-            )
-        code = state.check_token(access_token)
-        if code != Errcode.OK:
-            return {"errcode": code, "errmsg": "invalid or expired access_token"}
-        try:
-            raw = await request.json()
-        except ValueError:
-            raw = None
-        try:
-            return model.model_validate(raw if isinstance(raw, dict) else {})
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            name = ".".join(str(p) for p in first["loc"]) or "body"
-            return {"errcode": Errcode.INVALID_PARAMETER, "errmsg": f"invalid parameter {name}"}
-
-    def lost() -> JSONResponse:
-        return JSONResponse(
-            {"errcode": Errcode.SYSTEM_BUSY, "errmsg": "simulated lost answer"}, status_code=503
-        )
-
     @app.post(CHANGE_PATH, response_model=None)
     async def change(request: Request, access_token: str | None = None) -> Any:
-        c = await body(_Change, request, access_token)
+        c = await read_body(state, _Change, request, access_token)
         if not isinstance(c, _Change):
             return c
         try:
@@ -172,17 +148,17 @@ def add_room_write_routes(app: FastAPI, state: BackendState, writes: RoomWrites)
         except (ValueError, LookupError) as exc:
             return {"errcode": Errcode.INVALID_PARAMETER, "errmsg": f"invalid parameter: {exc}"}
         if writes.answer_lost():
-            return lost()
+            return lost_answer()
         return {"errcode": 0, "errmsg": "ok", "result": result}
 
     @app.post(NOTIFY_PATH, response_model=None)
     async def notify(request: Request, access_token: str | None = None) -> Any:
-        n = await body(_Notify, request, access_token)
+        n = await read_body(state, _Notify, request, access_token)
         if not isinstance(n, _Notify):
             return n
         result = writes.notify(n)
         if writes.answer_lost():
-            return lost()
+            return lost_answer()
         return {"errcode": 0, "errmsg": "ok", "task_id": result["task_id"]}
 
     @app.get("/_sim/meetingrooms/writes")
