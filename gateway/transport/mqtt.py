@@ -19,7 +19,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gmqtt
@@ -33,6 +33,63 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MIN_S = 1.0
 CLOSE_HANDLERS_S = 5.0  # at close, how long the handlers of messages in flight may finish
+
+
+# MQTT fixed-header types (the high nibble of a packet's first byte) whose writes may wait for
+# the end of the event loop's current pass: PUBLISH (the device acks) and PUBACK.
+_COALESCED_TYPES = frozenset({0x30, 0x40})
+
+
+class WriteCoalescer:
+    """One socket write per pass of the event loop for the acks and PUBACKs made in it.
+
+    A group commit resolves a hundred punches at once; their handlers each publish an ack and
+    return a PUBACK, which gmqtt writes one by one: two ``send()`` calls per punch, about a
+    tenth of the gateway's time under load. Here PUBLISH and PUBACK packets are gathered and
+    written together at the end of the pass (``call_soon``), in the order they were made. Any
+    other packet (CONNECT, SUBSCRIBE, PINGREQ, DISCONNECT) writes what is gathered first, then
+    itself, so nothing is held behind a disconnect. A packet gathered when the connection drops
+    is lost as an unsent one would be: the broker redelivers what was not PUBACKed and the
+    device resends what was not acked.
+
+    Installed on each new gmqtt connection over its ``write_data``; gmqtt has no hook for it.
+    """
+
+    def __init__(self, write: Callable[[bytes], None], loop: asyncio.AbstractEventLoop) -> None:
+        self._write = write
+        self._loop = loop
+        self._parts: list[bytes] = []
+        self.writes = 0  # socket writes made, for tests and curiosity
+
+    @classmethod
+    def install(cls, protocol: Any) -> WriteCoalescer | None:
+        """Wrap ``protocol.write_data``; ``None`` (writes stay one by one) if gmqtt changed."""
+        write = getattr(protocol, "write_data", None)
+        if write is None:
+            return None
+        installed = getattr(write, "__self__", None)
+        if isinstance(installed, cls):
+            return installed
+        coalescer = cls(write, asyncio.get_running_loop())
+        protocol.write_data = coalescer.write
+        return coalescer
+
+    def write(self, data: bytes) -> None:
+        if data and data[0] & 0xF0 in _COALESCED_TYPES:
+            if not self._parts:
+                self._loop.call_soon(self.flush)
+            self._parts.append(data)
+            return
+        self.flush()
+        self.writes += 1
+        self._write(data)
+
+    def flush(self) -> None:
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            self.writes += 1
+            self._write(data)
 
 
 class LinkError(TackError):
@@ -78,6 +135,7 @@ class MqttTransport:
         self._handled = asyncio.Event()
         self._handled.set()
         self._connector: asyncio.Task[None] | None = None
+        self.coalescer: WriteCoalescer | None = None
         client = gmqtt.Client(client_id, clean_session=False, optimistic_acknowledgement=False)
         if settings.username:
             client.set_auth_credentials(settings.username, settings.password or None)
@@ -167,6 +225,10 @@ class MqttTransport:
             )
 
     def _gmqtt_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
+        connection = getattr(client, "_connection", None)
+        self.coalescer = WriteCoalescer.install(getattr(connection, "_protocol", None))
+        if self.coalescer is None:
+            log.info("gmqtt's writer not found: acks and PUBACKs are written one by one")
         for sub in self._subscriptions:
             client.subscribe(sub, qos=1)
         self.connects += 1
