@@ -234,6 +234,9 @@ class BackupSettings(_Section):
     keep: int = Field(7, ge=1, le=10000, description="Newest backups kept; older ones pruned.")
 
 
+RECORDS_DAYS_MIN = 3
+
+
 class RetentionSettings(_Section):
     """How long personal data is kept (docs/data-protection.md); 0 = for ever."""
 
@@ -241,6 +244,20 @@ class RetentionSettings(_Section):
     records_days: int = Field(
         0, ge=0, description="Uploaded or resolved records older than this go; never pending."
     )
+
+    @field_validator("records_days")
+    @classmethod
+    def _keeps_the_rules_window(cls, days: int) -> int:
+        # The classification of a punch reads the person's punches of two days either side
+        # (gateway/attendance/recent.py keeps three days in memory): fewer would make a night
+        # shift's clock-out forget its clock-in.
+        if 0 < days < RECORDS_DAYS_MIN:
+            raise ValueError(
+                f"records are kept at least {RECORDS_DAYS_MIN} days (the attendance rules read "
+                f"a person's punches of the last two days); use 0 to keep them for ever or "
+                f"{RECORDS_DAYS_MIN} or more"
+            )
+        return days
 
 
 class LogSettings(_Section):

@@ -104,6 +104,7 @@ class Gateway:
                 max_batch=s.store.max_batch,
                 max_pending=s.store.max_pending,
                 on_commit=self._observe_commit,
+                on_records=self.verifier.recent.committed,
                 keyring=self.keyring,
             )
         )
@@ -205,7 +206,7 @@ class Gateway:
         if where is None:
             self.metrics.invalid.labels("bad_topic").inc()
             return True  # a bad topic stays bad: settle, do not let it come back
-        self.metrics.messages.labels(where.kind).inc()
+        self.metrics.count_message(where.kind)
         if where.kind is TopicKind.EVT:
             if where.name == "frame":
                 return await self.frames.handle(msg, where)

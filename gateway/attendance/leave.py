@@ -15,6 +15,11 @@ import aiosqlite
 
 from gateway.store.database import write_transaction
 from gateway.store.records import now_ms
+from gateway.store.roster import bump_version
+
+# Bumped in the transaction of every change to leave_days, so the gateway's in-memory copy
+# (gateway/attendance/recent.py) knows to read it again.
+LEAVE_VERSION_KEY = "leave.version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,7 @@ async def upsert_leave(db: aiosqlite.Connection, days: Iterable[LeaveDay]) -> in
             " updated_ts_ms = excluded.updated_ts_ms",
             rows,
         )
+        await bump_version(db, LEAVE_VERSION_KEY)
     return len(rows)
 
 

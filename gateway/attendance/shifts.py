@@ -19,6 +19,7 @@ import aiosqlite
 from gateway.attendance.policy import Policy, Shift
 from gateway.store.database import write_transaction
 from gateway.store.records import now_ms
+from gateway.store.roster import bump_version
 
 BACKEND = "backend"
 SHIFTS_VERSION_KEY = "shifts.version"
@@ -53,11 +54,7 @@ async def replace_shifts(
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        await db.execute(
-            "INSERT INTO kv (key, value) VALUES (?, '1') ON CONFLICT (key)"
-            " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            (SHIFTS_VERSION_KEY,),
-        )
+        await bump_version(db, SHIFTS_VERSION_KEY)
     return len(rows)
 
 

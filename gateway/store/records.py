@@ -111,9 +111,11 @@ class RecordWriter:
         max_batch: int,
         max_pending: int,
         on_commit: Callable[[int], None] | None = None,
+        on_records: Callable[[list[NewRecord]], None] | None = None,
         keyring: Keyring | None = None,
     ) -> None:
         self._db = db
+        self._on_records = on_records  # told the new records of each commit, once committed
         self._keyring = keyring
         self._on_commit = on_commit
         self._max_batch = max_batch
@@ -200,6 +202,13 @@ class RecordWriter:
             raise map_sqlite_error(exc, f"committing {len(batch)} records") from exc
         self.commits += 1
         self.committed_rows += sum(r.inserted for r in results)
+        if self._on_records is not None:
+            try:
+                self._on_records(
+                    [rec for rec, res in zip(batch, results, strict=True) if res.inserted]
+                )
+            except Exception:  # committed is committed: the acks must still go out
+                log.exception("a listener of the record writer failed after a commit")
         if self._on_commit is not None:
             self._on_commit(len(batch))
         return results

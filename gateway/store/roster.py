@@ -64,6 +64,16 @@ async def get_value(db: aiosqlite.Connection, key: str) -> str | None:
     return str(row[0]) if row else None
 
 
+async def bump_version(db: aiosqlite.Connection, key: str) -> None:
+    """Count a change in ``key`` (inside the caller's transaction): readers that keep a copy
+    compare the number with the one they read and read again when it moved."""
+    await db.execute(
+        "INSERT INTO kv (key, value) VALUES (?, '1') ON CONFLICT (key)"
+        " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        (key,),
+    )
+
+
 async def set_value(db: aiosqlite.Connection, key: str, value: str) -> None:
     async with write_transaction(db, f"saving {key}"):
         await db.execute(

@@ -352,7 +352,7 @@ CREATE INDEX IF NOT EXISTS admin_sessions_user ON admin_sessions (username);
 
 
 # v13: a person's punches by time, for the classification of every punch (repeat, late, left
-# early: gateway/attendance/store.py, punch_times). Without it each punch scanned the whole
+# early: gateway/attendance/store.py, punch_context). Without it each punch scanned the whole
 # records table, which grows all year: 2.5-6 ms of CPU a punch at 20,000 records.
 _DDL_V13 = """
 CREATE INDEX IF NOT EXISTS records_person_punches

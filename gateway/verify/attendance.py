@@ -29,8 +29,9 @@ import aiosqlite
 from devices.protocol import Envelope, Frame, PunchBody, QueryBody, ReasonCode, Verdict
 from gateway.attendance import Policy
 from gateway.attendance.balances import describe_balances, leave_balance
+from gateway.attendance.leave import LEAVE_VERSION_KEY
+from gateway.attendance.recent import RecentPunches
 from gateway.attendance.shifts import SHIFTS_VERSION_KEY, effective_policy
-from gateway.attendance.store import classify_punch
 from gateway.config import TackSettings
 from gateway.security.keyring import keyring_for
 from gateway.store.devices import Device
@@ -83,6 +84,10 @@ class AttendanceVerifier:
         # each reload rather than for each punch: the bridge changes shifts a few times a year.
         self._effective = policy
         self._shifts_version: str | None = None
+        # The people's recent punches and leave, so a punch's classification rarely waits for
+        # the store; the record writer tells it what it commits (gateway/service.py).
+        self.recent = RecentPunches(db)
+        self._leave_version: str | None = None
 
     @classmethod
     async def open(cls, db: aiosqlite.Connection, settings: TackSettings) -> AttendanceVerifier:
@@ -103,6 +108,7 @@ class AttendanceVerifier:
         verifier = cls(db, settings, roster, geo, Policy.from_settings(settings.attendance), face)
         verifier._fences_version = await get_value(db, GEOFENCES_VERSION_KEY)
         verifier._shifts_version = await get_value(db, SHIFTS_VERSION_KEY)
+        verifier._leave_version = await get_value(db, LEAVE_VERSION_KEY)
         verifier._effective = await effective_policy(db, verifier.policy)
         return verifier
 
@@ -115,7 +121,12 @@ class AttendanceVerifier:
         return self.roster.people
 
     async def reload_if_changed(self) -> bool:
-        """Roster, geofences and face templates changed by the bridge or the CLI."""
+        """Roster, geofences, face templates, shifts and leave changed by the bridge or the
+        CLI. Leave first: a failure to reload the rest must not keep an old leave copy."""
+        leave = await get_value(self._db, LEAVE_VERSION_KEY)
+        if leave != self._leave_version:
+            self.recent.leave_changed()
+            self._leave_version = leave
         changed = await self.roster.reload_if_changed()
         version = await get_value(self._db, GEOFENCES_VERSION_KEY)
         if version != self._fences_version:
@@ -172,15 +183,18 @@ class AttendanceVerifier:
             )
             if not where.ok:
                 refusal, text = where.reason, where.text
-        meaning = await classify_punch(
-            self._db,
-            self._effective,
+        ts = envelope.device_ts_ms
+        policy = self._effective
+        context = await self.recent.context(
+            person.person_id, ts, policy.local_day(ts), (envelope.device_id, envelope.msg_id)
+        )
+        meaning = policy.classify(
             person,
-            envelope.device_ts_ms,
+            ts,
+            context.previous,
             refusal=refusal,
             refusal_text=text,
-            exclude=(envelope.device_id, envelope.msg_id),
-            shifts_resolved=True,
+            leave_days=context.leave_days,
         )
         # A repeat is answered "already recorded" (green) and kept locally, never uploaded.
         accepted = meaning.accepted and meaning.record and meaning.reason is ReasonCode.OK

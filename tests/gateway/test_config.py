@@ -49,6 +49,7 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ('site = "a/b"\n', "site"),
         ("[store]\nsynchronous = 'sometimes'\n", "store.synchronous"),
         ("this is not toml", "not valid TOML"),
+        ("[retention]\nrecords_days = 2\n", "retention.records_days"),
     ],
 )
 def test_bad_config_names_the_option(tmp_path: Path, text: str, expected: str) -> None:
