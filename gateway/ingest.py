@@ -83,6 +83,7 @@ class Ingest:
         self._metrics = metrics
         self._busy_retry_s = busy_retry_s
         self._on_commit = on_commit
+        self._ack_topics: dict[tuple[str, str], str] = {}  # (site, device) -> cmd/ack topic
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -273,10 +274,15 @@ class Ingest:
         # Ack first; the transport settles after the handler returns. If we die between the two,
         # the broker redelivers and the device hears "duplicate"; the other order could leave a
         # device with no answer.
-        self._transport.publish(
-            topic(where.site, where.device_id, TopicKind.CMD, "ack"), encode_ack(ack)
-        )
-        self._metrics.acks.labels(ack.status, ack.reason).inc()
+        key = (where.site, where.device_id)
+        ack_topic = self._ack_topics.get(key)
+        if ack_topic is None:
+            if len(self._ack_topics) >= _MAX_ROUTES:
+                self._ack_topics.clear()
+            ack_topic = topic(where.site, where.device_id, TopicKind.CMD, "ack")
+            self._ack_topics[key] = ack_topic
+        self._transport.publish(ack_topic, encode_ack(ack))
+        self._metrics.count_ack(ack.status, ack.reason)
         self._metrics.observe_ack_latency(time.monotonic() - msg.received_s)
 
 
@@ -322,10 +328,22 @@ def _salvage_ids(payload: bytes) -> tuple[str | None, int | None]:
     )
 
 
+# Topics seen, parsed: a fleet uses a few per device, and parsing checks every level.
+_ROUTES: dict[str, Topic] = {}
+_MAX_ROUTES = 20_000  # bounded whatever a peer invents; emptied when full
+
+
 def route(msg: Inbound) -> Topic | None:
     """Parse the topic of an incoming message; ``None`` (logged) when unusable."""
+    where = _ROUTES.get(msg.topic)
+    if where is not None:
+        return where
     try:
-        return parse_topic(msg.topic)
+        where = parse_topic(msg.topic)
     except ProtocolError as exc:
         log.warning("ignored message on a bad topic: %s", exc.message, extra={"topic": msg.topic})
         return None
+    if len(_ROUTES) >= _MAX_ROUTES:
+        _ROUTES.clear()
+    _ROUTES[msg.topic] = where
+    return where

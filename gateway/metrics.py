@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -66,6 +67,22 @@ class GatewayMetrics:
         self.devices_online = Gauge("tack_devices_online", "Devices online", registry=r)
         self.pending = Gauge("tack_commit_queue", "Messages waiting for their commit", registry=r)
         self._recent_latency_s: collections.deque[float] = collections.deque(maxlen=20000)
+        # Labelled children looked up once: ``labels()`` takes a lock and builds a key on every
+        # call, which the ingest path would pay twice per message.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def count_message(self, kind: str) -> None:
+        self._child(self.messages, "m", kind).inc()
+
+    def count_ack(self, status: str, reason: str) -> None:
+        self._child(self.acks, "a", status, reason).inc()
+
+    def _child(self, metric: Counter, tag: str, *labels: str) -> Any:
+        key = (tag, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe_ack_latency(self, seconds: float) -> None:
         self.ack_latency.observe(seconds)

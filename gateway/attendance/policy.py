@@ -32,6 +32,10 @@ from gateway.config import AttendanceSettings, ShiftSettings
 from gateway.store.roster import Person
 
 _MIN_MS = 60_000
+# February 1972: from then on every zone's UTC offset is a whole number of minutes (Monrovia's
+# -0:44:30, until 7 January 1972, was the last to go), so the local minute of an instant is
+# that of its UTC minute.
+_WHOLE_MINUTE_OFFSETS_MS = 65_750_400_000
 
 
 class PunchStatus(enum.StrEnum):
@@ -156,6 +160,11 @@ class Policy:
         self.tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
         self.shifts = tuple(shifts)
         self.repeat_window_ms = repeat_window_s * 1000
+        # Memos for the ingest path, which classifies every punch: a shift's instance on a day
+        # and a team's shifts never change for one policy (a new rule set is a new Policy).
+        self._instances: dict[tuple[Shift, dt.date], ShiftInstance | None] = {}
+        self._team_shifts: dict[str, tuple[Shift, ...]] = {}
+        self._minutes: dict[int, tuple[dt.date, str]] = {}
 
     @classmethod
     def from_settings(cls, s: AttendanceSettings) -> Policy:
@@ -171,10 +180,26 @@ class Policy:
         return dt.datetime.fromtimestamp(ts_ms / 1000, self.tz)
 
     def local_day(self, ts_ms: int) -> dt.date:
-        return self.local(ts_ms).date()
+        return self._minute(ts_ms)[0]
 
     def hhmm(self, ts_ms: int) -> str:
-        return self.local(ts_ms).strftime("%H:%M")
+        return self._minute(ts_ms)[1]
+
+    def _minute(self, ts_ms: int) -> tuple[dt.date, str]:
+        """The local date and ``HH:MM`` of the minute holding ``ts_ms``, memoised: punches come
+        in at about the current minute, and each needs both several times."""
+        if ts_ms < _WHOLE_MINUTE_OFFSETS_MS:  # a clock reset to 1970: no memo, exact seconds
+            at = self.local(ts_ms)
+            return at.date(), at.strftime("%H:%M")
+        minute = ts_ms // _MIN_MS
+        found = self._minutes.get(minute)
+        if found is None:
+            at = self.local(minute * _MIN_MS)
+            found = (at.date(), at.strftime("%H:%M"))
+            if len(self._minutes) > 4096:
+                self._minutes.clear()
+            self._minutes[minute] = found
+        return found
 
     def to_ms(self, day: dt.date, at: dt.time) -> int:
         return int(dt.datetime.combine(day, at, self.tz).timestamp() * 1000)
@@ -190,8 +215,13 @@ class Policy:
 
     def shifts_for(self, person: Person) -> tuple[Shift, ...]:
         """The person's team's shifts, or the site's default ones (``team = ""``)."""
-        own = tuple(s for s in self.shifts if s.team and s.team == person.department)
-        return own or tuple(s for s in self.shifts if not s.team)
+        team = person.department
+        found = self._team_shifts.get(team)
+        if found is None:
+            own = tuple(s for s in self.shifts if s.team and s.team == team)
+            found = own or tuple(s for s in self.shifts if not s.team)
+            self._team_shifts[team] = found
+        return found
 
     def instance_on(self, person: Person, day: dt.date) -> ShiftInstance | None:
         """The person's first shift starting on local ``day``, if they work that day."""
@@ -218,12 +248,21 @@ class Policy:
         return min(candidates, key=distance)
 
     def _instance(self, shift: Shift, day: dt.date) -> ShiftInstance | None:
-        if day.isoweekday() not in shift.days:
-            return None
-        end_day = day + dt.timedelta(days=1) if shift.end <= shift.start else day
-        return ShiftInstance(
-            shift, day, self.to_ms(day, shift.start), self.to_ms(end_day, shift.end)
-        )
+        key = (shift, day)
+        try:
+            return self._instances[key]
+        except KeyError:
+            pass
+        inst: ShiftInstance | None = None
+        if day.isoweekday() in shift.days:
+            end_day = day + dt.timedelta(days=1) if shift.end <= shift.start else day
+            inst = ShiftInstance(
+                shift, day, self.to_ms(day, shift.start), self.to_ms(end_day, shift.end)
+            )
+        if len(self._instances) > 4096:  # a long-running gateway sees a new day every day
+            self._instances.clear()
+        self._instances[key] = inst
+        return inst
 
     # -- punches ------------------------------------------------------------------------------
 
