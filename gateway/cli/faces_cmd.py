@@ -21,6 +21,7 @@ from gateway.cli.common import (
     settings_from,
 )
 from gateway.config import TackSettings
+from gateway.store.roster import bump_version
 
 if TYPE_CHECKING:
     from gateway.security.keyring import Keyring
@@ -156,11 +157,7 @@ def remove(
                 cur = await db.execute(
                     "DELETE FROM face_templates WHERE person_id = ?", (person_id,)
                 )
-                await db.execute(
-                    "INSERT INTO kv (key, value) VALUES (?, '1')"
-                    " ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-                    (TEMPLATES_VERSION_KEY,),
-                )
+                await bump_version(db, TEMPLATES_VERSION_KEY)
                 return cur.rowcount
         finally:
             await db.close()

@@ -30,6 +30,7 @@ from gateway.config import RoomsSettings
 from gateway.store.database import write_transaction
 from gateway.store.records import now_ms
 from gateway.store.rooms import CANCELLED, CONFIRMED, ROOMS_VERSION_KEY, Booking
+from gateway.store.roster import bump_version
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +154,7 @@ async def save(
                 f" AND booking_id NOT IN ({marks})",
                 (CANCELLED, ts, SOURCE, room_id, end_ms, start_ms, CONFIRMED, *seen),
             )
-        await db.execute(
-            "INSERT INTO kv (key, value) VALUES (?, '1') ON CONFLICT (key)"
-            " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            (ROOMS_VERSION_KEY,),
-        )
+        await bump_version(db, ROOMS_VERSION_KEY)
     return len(rows)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Collection
 import aiosqlite
 
 from gateway.store.database import write_transaction
-from gateway.store.roster import ROSTER_VERSION_KEY
+from gateway.store.roster import ROSTER_VERSION_KEY, bump_version
 
 # The key gateway.verify.face.templates bumps on every change, so face verifiers reload their
 # gallery; named here because that module needs the `face` extra to import.
@@ -57,11 +57,7 @@ async def deactivate_missing(db: aiosqlite.Connection, pass_id: int) -> tuple[li
         await db.executemany(
             "UPDATE people SET active = 0 WHERE person_id = ?", [(p,) for p in gone]
         )
-        await db.execute(
-            "INSERT INTO kv (key, value) VALUES (?, '1') ON CONFLICT (key)"
-            " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            (ROSTER_VERSION_KEY,),
-        )
+        await bump_version(db, ROSTER_VERSION_KEY)
         return gone, await _delete_biometrics(db, gone)
 
 
@@ -74,9 +70,5 @@ async def _delete_biometrics(db: aiosqlite.Connection, person_ids: Collection[st
         "DELETE FROM kv WHERE key = ?", [(PHOTO_KEY_PREFIX + p,) for p in person_ids]
     )
     if removed:
-        await db.execute(
-            "INSERT INTO kv (key, value) VALUES (?, '1') ON CONFLICT (key)"
-            " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            (TEMPLATES_VERSION_KEY,),
-        )
+        await bump_version(db, TEMPLATES_VERSION_KEY)
     return removed

@@ -17,6 +17,7 @@ import aiosqlite
 
 from gateway.store.database import write_transaction
 from gateway.store.records import now_ms
+from gateway.store.roster import bump_version
 
 ROOMS_VERSION_KEY = "rooms.version"  # bumped on every change, so a room service reloads
 CONFIRMED = "confirmed"
@@ -134,8 +135,4 @@ async def bookings_between(
 
 
 async def _bump(db: aiosqlite.Connection) -> None:
-    await db.execute(
-        "INSERT INTO kv (key, value) VALUES (?, '1') ON CONFLICT (key)"
-        " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-        (ROOMS_VERSION_KEY,),
-    )
+    await bump_version(db, ROOMS_VERSION_KEY)

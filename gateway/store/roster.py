@@ -42,11 +42,7 @@ async def upsert_people(db: aiosqlite.Connection, people: Iterable[Person]) -> i
             " active = excluded.active, updated_ts_ms = excluded.updated_ts_ms",
             rows,
         )
-        await db.execute(
-            "INSERT INTO kv (key, value) VALUES (?, '1') ON CONFLICT (key)"
-            " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            (ROSTER_VERSION_KEY,),
-        )
+        await bump_version(db, ROSTER_VERSION_KEY)
     return len(rows)
 
 

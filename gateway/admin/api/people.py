@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, Request, UploadFile
 from gateway.admin.auth import Principal, context, requires
 from gateway.admin.errors import ApiError
 from gateway.admin.permissions import Permission
+from gateway.store.roster import bump_version
 
 router = APIRouter(prefix="/people", tags=["people and faces"])
 
@@ -104,9 +105,5 @@ async def delete_faces(
     async with ctx.audit.recording(me.actor, "face.delete", person_id):
         cur = await ctx.db.execute("DELETE FROM face_templates WHERE person_id = ?", (person_id,))
         removed = cur.rowcount
-        await ctx.db.execute(
-            "INSERT INTO kv (key, value) VALUES (?, '1')"
-            " ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            (TEMPLATES_VERSION_KEY,),
-        )
+        await bump_version(ctx.db, TEMPLATES_VERSION_KEY)
     return {"person_id": person_id, "removed": removed}

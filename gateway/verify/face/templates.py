@@ -20,6 +20,7 @@ from gateway.security.keyring import NONCE_BYTES, Keyring, SealError
 from gateway.security.sealed_fields import template_aad
 from gateway.store.database import write_transaction
 from gateway.store.records import now_ms
+from gateway.store.roster import bump_version
 from gateway.verify.face.errors import FaceKeyError, FaceTemplateError
 from gateway.verify.face.image import ENCODING_DIM
 
@@ -172,8 +173,4 @@ class TemplateStore:
 
 
 async def _bump(db: aiosqlite.Connection) -> None:
-    await db.execute(
-        "INSERT INTO kv (key, value) VALUES (?, '1') ON CONFLICT (key)"
-        " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-        (TEMPLATES_VERSION_KEY,),
-    )
+    await bump_version(db, TEMPLATES_VERSION_KEY)

@@ -18,6 +18,7 @@ from gateway.security.keyring import Keyring
 from gateway.security.sealed_fields import open_record
 from gateway.store.database import write_transaction
 from gateway.store.records import now_ms
+from gateway.store.roster import bump_version
 from gateway.verify.geo.check import Fix
 from gateway.verify.geo.fence import Geofence, fence_from_spec
 
@@ -118,8 +119,4 @@ async def recent_fixes(
 
 
 async def _bump(db: aiosqlite.Connection) -> None:
-    await db.execute(
-        "INSERT INTO kv (key, value) VALUES (?, '1') ON CONFLICT (key)"
-        " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-        (GEOFENCES_VERSION_KEY,),
-    )
+    await bump_version(db, GEOFENCES_VERSION_KEY)
