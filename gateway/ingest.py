@@ -84,6 +84,8 @@ class Ingest:
         self._busy_retry_s = busy_retry_s
         self._on_commit = on_commit
         self._ack_topics: dict[tuple[str, str], str] = {}  # (site, device) -> cmd/ack topic
+        # (credential type, credential) -> the future of its latest punch being decided
+        self._deciding: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -120,7 +122,29 @@ class Ingest:
             self._refuse(msg, where, exc.reason_code, exc.message, msg_id, seq)
             return
         ctx.update(msg_id=envelope.msg_id, seq=envelope.seq)
+        if not isinstance(envelope.body, PunchBody):
+            await self._decide_and_store(msg, where, envelope, ctx)
+            return
+        # A person's punches are decided one after the other, in the order they arrived: an
+        # outbox replayed after an outage sends them together, and each must be classified
+        # with the one before it committed (a second punch a minute later is a repeat, not a
+        # second clock-in). Keyed by the credential, before any await, so arrival order holds.
+        key = (envelope.body.credential_type, envelope.body.credential)
+        before = self._deciding.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._deciding[key] = mine
+        try:
+            if before is not None:
+                await before
+            await self._decide_and_store(msg, where, envelope, ctx)
+        finally:
+            mine.set_result(None)
+            if self._deciding.get(key) is mine:
+                del self._deciding[key]
 
+    async def _decide_and_store(
+        self, msg: Inbound, where: Topic, envelope: Envelope, ctx: dict[str, Any]
+    ) -> None:
         device = await self._registry.lookup(envelope.device_id)
         if device is None or device.revoked:
             reason = ReasonCode.UNKNOWN_DEVICE if device is None else ReasonCode.DEVICE_REVOKED

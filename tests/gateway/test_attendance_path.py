@@ -48,6 +48,31 @@ async def test_a_repeat_within_the_window_is_answered_already_recorded(
     assert count_records(gw.settings.db_path, msg_id=second["id"], sync_state="local") == 1
 
 
+async def test_an_outbox_replay_is_decided_in_order_as_it_would_have_been_live(
+    gateway_factory: Callable[..., Any], raw_device: Callable[[str], RawDevice]
+) -> None:
+    """Five punches of one card sent together (a terminal's outbox after an outage), and a
+    punch of another card among them: the first of the card clocks in, the four after it are
+    repeats (each decided with the one before it committed), all stored in the order sent."""
+    gw = await gateway_factory(devices=["term-001"], attendance={"repeat_window_s": 120})
+    dev = raw_device("term-001")
+    replay = [dev.envelope() for _ in range(5)]
+    other = dev.envelope(body={"card": "C0002"})
+    for env in [*replay[:2], other, *replay[2:]]:
+        dev.send(env)
+    acks = {a.msg_id: a for a in [await dev.next_ack() for _ in range(6)]}
+    assert [acks[e["id"]].reason for e in replay] == [ReasonCode.OK] + [ReasonCode.REPEAT_PUNCH] * 4
+    assert acks[other["id"]].reason is ReasonCode.OK
+    with sqlite3.connect(gw.settings.db_path) as con:
+        stored = [
+            r[0]
+            for r in con.execute("SELECT msg_id FROM records WHERE person_id = 'u001' ORDER BY id")
+        ]
+    assert stored == [e["id"] for e in replay]
+    # One attendance record to upload, not five.
+    assert count_records(gw.settings.db_path, sync_state="pending") == 2
+
+
 async def test_geofence_decides_where_a_punch_counts(
     gateway_factory: Callable[..., Any], raw_device: Callable[[str], RawDevice], tmp_path: Path
 ) -> None:
