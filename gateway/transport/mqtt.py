@@ -38,6 +38,7 @@ CLOSE_HANDLERS_S = 5.0  # at close, how long the handlers of messages in flight 
 # MQTT fixed-header types (the high nibble of a packet's first byte) whose writes may wait for
 # the end of the event loop's current pass: PUBLISH (the device acks) and PUBACK.
 _COALESCED_TYPES = frozenset({0x30, 0x40})
+_DISCONNECT = b"\xe0"
 
 
 class WriteCoalescer:
@@ -48,9 +49,10 @@ class WriteCoalescer:
     tenth of the gateway's time under load. Here PUBLISH and PUBACK packets are gathered and
     written together at the end of the pass (``call_soon``), in the order they were made. Any
     other packet (CONNECT, SUBSCRIBE, PINGREQ, DISCONNECT) writes what is gathered first, then
-    itself, so nothing is held behind a disconnect. A packet gathered when the connection drops
-    is lost as an unsent one would be: the broker redelivers what was not PUBACKed and the
-    device resends what was not acked.
+    itself, so nothing is held behind a disconnect; after a DISCONNECT nothing more is written
+    on this connection (gmqtt would only log a write to a closed socket). A packet gathered when
+    the connection drops is lost as an unsent one would be: the broker redelivers what was not
+    PUBACKed and the device resends what was not acked.
 
     Installed on each new gmqtt connection over its ``write_data``; gmqtt has no hook for it.
     """
@@ -59,6 +61,7 @@ class WriteCoalescer:
         self._write = write
         self._loop = loop
         self._parts: list[bytes] = []
+        self._disconnected = False
         self.writes = 0  # socket writes made, for tests and curiosity
 
     @classmethod
@@ -75,6 +78,11 @@ class WriteCoalescer:
         return coalescer
 
     def write(self, data: bytes) -> None:
+        if self._disconnected:
+            # A handler that finished after the gateway said goodbye (a last will handled at
+            # shutdown): its PUBACK cannot go. The broker keeps the message for this session.
+            log.debug("packet after DISCONNECT not written (type 0x%02x)", data[0] if data else 0)
+            return
         if data and data[0] & 0xF0 in _COALESCED_TYPES:
             if not self._parts:
                 self._loop.call_soon(self.flush)
@@ -83,6 +91,7 @@ class WriteCoalescer:
         self.flush()
         self.writes += 1
         self._write(data)
+        self._disconnected = data[:1] == _DISCONNECT
 
     def flush(self) -> None:
         if self._parts:

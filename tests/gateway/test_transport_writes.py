@@ -89,7 +89,8 @@ async def test_a_released_burst_is_answered_in_few_writes_and_settled(
 
 async def test_gathered_packets_keep_their_order_and_other_packets_wait_for_none() -> None:
     """The byte stream itself (a stand-in for gmqtt's socket writer): each ack's PUBLISH stays
-    before the PUBACK made after it, and a PINGREQ or DISCONNECT first writes what waits."""
+    before the PUBACK made after it, a PINGREQ or DISCONNECT first writes what waits, and
+    nothing follows a DISCONNECT."""
     stream: list[bytes] = []
 
     class Socket:
@@ -112,4 +113,8 @@ async def test_gathered_packets_keep_their_order_and_other_packets_wait_for_none
     assert stream[-1] == puback_2
     sock.write_data(b"\xe0\x00")  # DISCONNECT with nothing waiting: written at once
     assert stream[-1] == b"\xe0\x00"
+    written = len(stream)
+    sock.write_data(b"\x40\x02\x00\x03")  # a PUBACK after goodbye: the socket is closing
+    await asyncio.sleep(0)
+    assert len(stream) == written
     assert WriteCoalescer.install(sock) is coalescer  # a reinstall does not wrap twice
