@@ -341,6 +341,33 @@ def test_oversize_payload_dropped_acked_and_stream_stays_in_step():
     assert logs and "1500" in logs[0] and "big" in logs[0], logs
 
 
+class NoRoomSock(FakeSock):
+    """A heap with no room for a payload over 1000 bytes: read() fails making its buffer,
+    before it takes a byte, as MicroPython's stream read() does."""
+
+    def read(self, n):
+        if n > 1000:
+            raise MemoryError("memory allocation failed, allocating %d bytes" % n)
+        return FakeSock.read(self, n)
+
+
+def test_payload_the_heap_cannot_hold_is_dropped_acked_and_the_link_stays_up():
+    # A retained cmd/notice too big for a 64 KiB terminal came again on every reconnect and
+    # failed it: the device never got back online.
+    got = []
+    logs = []
+    c, sock = _client(NoRoomSock(piece=100))
+    c.set_callback(lambda t, p: got.append((t, p)))
+    c.log = logs.append
+    sock.feed(_publish_packet("cmd/notice", b"n" * 3600, qos=1, pid=7))
+    sock.feed(_publish_packet("cmd/ack", b"a" * 800, qos=1, pid=8))
+    assert c.poll(0) == 2
+    assert c.connected
+    assert got == [("cmd/ack", b"a" * 800)], got
+    assert sock.take() == b"\x40\x02\x00\x07\x40\x02\x00\x08", "both acknowledged"
+    assert len(logs) == 1 and "3600" in logs[0] and "cmd/notice" in logs[0], logs
+
+
 def test_poll_handles_every_packet_available():
     got = []
     c, sock = _client(FakeSock(piece=3))
@@ -392,6 +419,21 @@ def test_subscribe_waits_for_suback_and_delivers_backlog():
     assert out.startswith(want_sub), out
     assert out[len(want_sub):] == b"\x40\x02\x00\x28", "backlog message acked"
     assert got == [b"queued"], got
+
+
+def test_subscribe_without_waiting_leaves_backlog_and_suback_to_poll():
+    # tack.link's way: the backlog is handled once the connect code is unloaded.
+    got = []
+    c, sock = _client(FakeSock(piece=2))
+    c.set_callback(lambda t, p: got.append(p))
+    sock.feed(_publish_packet("cmd/ack", b"queued", 1, 40) + b"\x90\x03\x00\x01\x80")
+    assert mqtt_connect.subscribe(c, "tack/v1/s/d/cmd/+", 1, False) is None
+    assert sock.take() == b"\x82\x16\x00\x01\x00\x11tack/v1/s/d/cmd/+\x01", "only SUBSCRIBE"
+    assert got == [] and c._suback == -1
+    assert c.poll(0) == 2
+    assert got == [b"queued"], got
+    assert sock.take() == b"\x40\x02\x00\x28", "backlog message acked"
+    assert c._suback == 0x180, "the refusal, for the link to act on"
 
 
 def test_subscribe_refused_raises():

@@ -265,6 +265,11 @@ class Device:
                     elif self.notes is None or not self.notes.on_input(self, kind, value):
                         self._input(kind, value)
             self.link.step()
+            if type(self.notes_in) is bytes and not self.link.connected:
+                # A cmd/notice not read yet when the session dropped: let it go before the
+                # reconnect needs the heap (a 64 KiB terminal has none to spare). The list
+                # is retained: the broker sends it again on the reconnect's subscribe.
+                self.notes_in = None
             if (
                 self.notes_in is not None
                 and not getattr(self, "mode", 0)
@@ -276,6 +281,10 @@ class Device:
                 from tack import notices
 
                 notices.step(self)  # and unloads itself
+                # ...but this frame lives as long as the device: a local left bound would keep
+                # the module (about 1.6 KB) on the heap after unload, and a 64 KiB terminal
+                # then has too little left to reconnect once its session drops.
+                del notices
             self.tick(time.ticks_ms())
             try:
                 self.render()

@@ -124,8 +124,13 @@ class Link:
 
                 try:
                     mqtt_connect.connect(self.client)
-                    # Subscribe before the birth: the gateway answers a birth with cmd/time at once.
-                    mqtt_connect.subscribe(self.client, self.base + "cmd/+", 1)
+                    # Subscribe before the birth: the gateway answers a birth with cmd/time at
+                    # once (the broker takes a connection's packets in order). Not waiting for
+                    # the SUBACK here: what comes before it (the retained cmd/notice, acks the
+                    # last session did not acknowledge) is handled by poll() once this code is
+                    # unloaded. Handled inside it, on a 64 KiB terminal, the 2.2 KB of this
+                    # code left too little heap and every reconnect failed the same way.
+                    mqtt_connect.subscribe(self.client, self.base + "cmd/+", 1, False)
                 finally:
                     del mqtt_connect
                     unload("tack.mqtt_connect")
@@ -143,6 +148,8 @@ class Link:
             self.hal.event("connected", {"outbox": len(self.outbox)})
         try:
             self.client.poll(0)
+            if self.client._suback & 0xFF == 0x80:  # refused (set when the SUBACK comes)
+                raise MQTTError(0x80, why("mq_subref", self.base + "cmd/+"))
             self._send_due(now)
         except (OSError, MQTTError, MemoryError) as exc:
             # Out of heap half way through a packet (or its handler) leaves the stream where

@@ -45,8 +45,9 @@ What the loop can rely on:
 - An exception from the message callback leaves ``poll`` with that message unacknowledged;
   the connection stays up and, with ``clean_session=False``, the broker delivers the message
   again after the next reconnect.
-- An incoming payload over ``max_payload`` bytes is read, dropped with a log line, and still
-  acknowledged (it would only come back on every reconnect).
+- An incoming payload over ``max_payload`` bytes, or one (over 512 bytes) the heap has no
+  room for, is read, dropped with a log line, and still acknowledged (it would only come back
+  on every reconnect, and a retained one too big for the heap would keep the device offline).
 - A loop that waits on several sources registers ``socket()`` with its own ``select.poll``;
   the client object itself is not a stream and cannot be registered.
 - With ``tls`` (made by tack.mqtt_tls) the socket is MicroPython's TLS socket, which has no
@@ -451,22 +452,38 @@ class MQTTClient:
                 self._fill(2)
                 pid = b[0] << 8 | b[1]
             payload = None
+            got = 0  # of the payload, read from the socket
             if size > self.max_payload:
                 self.log(why("mq_dropped", size, topic, self.max_payload))
             elif small:
                 payload = bytes(mv[n - size : n])
             elif topic is not None:
-                # One buffer of the final size, filled however the socket splits the bytes.
-                payload = self._sock.read(size)
-                got = len(payload) if payload else 0
-                if got < size:
-                    buf = bytearray(size)
-                    buf[:got] = payload or b""
-                    payload = None
-                    self._fill(size - got, memoryview(buf)[got:])
-                    payload = bytes(buf)
+                try:
+                    # One buffer of the final size, filled however the socket splits the
+                    # bytes. read() makes its buffer before it reads: out of heap, nothing
+                    # has been read.
+                    payload = self._sock.read(size)
+                    got = len(payload) if payload else 0
+                    if got < size:
+                        buf = bytearray(size)
+                        buf[:got] = payload or b""
+                        payload = None
+                        rest = memoryview(buf)[got:]
+                        got = -1  # cut off inside _fill: nobody can tell where the stream is
+                        self._fill(len(rest), rest)
+                        got = size
+                        payload = bytes(buf)
+                except MemoryError:
+                    # A message this heap cannot hold (a long cmd/notice on a 64 KiB
+                    # terminal) would come again, retained or redelivered, on every
+                    # reconnect, and the device would never stay online: skip the rest
+                    # and acknowledge it, as one over max_payload.
+                    if got < 0:
+                        raise
+                    payload = buf = None
+                    self.log(why("mq_nomem", size, topic))
             if payload is None and not small:
-                self._skip(size)
+                self._skip(size - got)
             if payload is not None and topic is not None and self._cb is not None:
                 self._in_cb = True
                 self._cb(topic, payload)

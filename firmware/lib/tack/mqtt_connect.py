@@ -115,8 +115,13 @@ def connect_packet(client):
     return buf
 
 
-def subscribe(client, topic, qos):
-    """SUBSCRIBE and wait for its SUBACK; see MQTTClient.subscribe()."""
+def subscribe(client, topic, qos, wait=True):
+    """SUBSCRIBE and wait for its SUBACK; see MQTTClient.subscribe().
+
+    ``wait=False`` only sends it: the SUBACK, and the messages the broker sends before it (a
+    session's backlog, retained ones), are then read by ``poll`` like any packet, with this
+    module unloaded (``client._suback`` holds the SUBACK when it comes).
+    """
     client._need()
     tb = _check(topic, qos)
     pid = client._new_pid()
@@ -131,6 +136,8 @@ def subscribe(client, topic, qos):
     client._in_cb = False
     try:
         client._send(buf, i + 1)
+        if not wait:
+            return None
         deadline = time.ticks_add(time.ticks_ms(), int(client.timeout_s * 1000))
         while client._suback >> 8 != pid:
             left = time.ticks_diff(deadline, time.ticks_ms())

@@ -1,0 +1,131 @@
+"""A 64 KiB clock-in terminal and a must-read notice: it punches on and never stays offline.
+
+At 64 KiB a terminal has no room to show a notice beside its punches (docs/firmware.md,
+Notices): it leaves the notice unread at the gateway. What must hold anyway, even when the
+notice arrives beside a punch or the broker goes away right after: every punch is acked, the
+terminal reconnects after a dropped connection, and it does not run out of heap on every
+connect attempt.
+
+Real ``micropython -X heapsize=64K`` processes running the mpy bytecode, Mosquitto and the
+gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from simulators.devices.firmware import FirmwareDevice
+from simulators.mosquitto import Mosquitto
+from tests.firmware.rigs import (
+    Start,
+    firmware_fixture,  # noqa: F401 (the fixture `firmware`)
+    gateway_on_fixture,  # noqa: F401 (the fixture `gateway_on`)
+    see,
+    send,
+    unread,
+    wait,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+DRILL = (
+    "Fire drill at 15:00 today: leave by the east stairs and meet at the car park. "
+    "Do not use the lifts. Wardens wear yellow vests; follow them."
+)
+
+
+def failed_connects(dev: FirmwareDevice) -> list[str]:
+    """Log lines of connect attempts that found no room on the heap."""
+    return [x for x in dev.logs if "cannot connect" in x and "memory allocation failed" in x]
+
+
+def dropped_sessions(dev: FirmwareDevice) -> list[str]:
+    """Why sessions broke for lack of heap (a punch's verdict may have been missed)."""
+    return [str(e["why"]) for e in dev.of("disconnected") if "memory allocation" in str(e["why"])]
+
+
+# A reconnect may find the heap too cut up for a moment (the next attempt, a second later,
+# has it back); more failures than this in one reconnect would be the loop that kept a
+# 64 KiB terminal offline for good.
+MAX_FAILED_CONNECTS = 3
+
+
+def left_unread(dev: FirmwareDevice) -> int:
+    """How many times the terminal said it leaves the notices unread: no room to show them
+    (tack.notices), or no room to even hold the cmd/notice (the MQTT client drops it)."""
+    return sum(
+        "too few to show a must-read notice" in x or "cmd/notice: no room for it on the heap" in x
+        for x in dev.logs
+    )
+
+
+async def punch_acked(dev: FirmwareDevice, card: str, timeout_s: float = 20.0) -> dict[str, Any]:
+    """Punch ``card``; its ``queued`` event, once the gateway's ack (accepted) is in."""
+    before = len(dev.of("queued"))
+    dev.punch(card)
+    await wait_until(lambda: len(dev.of("queued")) > before)
+    queued = dev.of("queued")[before]
+    ack = await wait(dev, "ack", timeout_s, id=queued["id"])
+    assert (ack["status"], ack["reason"]) == ("accepted", "ok"), ack
+    return queued
+
+
+# What a 64 KiB terminal may be sent (and, for comparison, nothing): one short notice (a few
+# hundred bytes, read in one piece by the MQTT client), two long ones (about 800 bytes), four
+# of the longest in Chinese (280 characters of three UTF-8 bytes each: a cmd/notice of about
+# 3.6 KB, more than the terminal has free beside its punches).
+LONG_EN = ("Lift B is out of service until Friday; use lift A or the stairs. " * 5)[:280]
+LONG_ZH = ("消防演习今天下午三点开始请走东侧楼梯到停车场集合不要乘坐电梯" * 9)[:280]
+NOTICES = {
+    "none": [],
+    "one-short": [("Fire drill", DRILL)],
+    "two-long": [("Lifts", LONG_EN), ("Lifts again", LONG_EN)],
+    "four-longest-zh": [(f"消防演习 {i}", LONG_ZH) for i in range(4)],
+}
+
+
+@pytest.mark.parametrize("notices", list(NOTICES), ids=list(NOTICES))
+async def test_a_64k_terminal_takes_punches_beside_notices_and_after_broker_restarts(
+    mosquitto_factory: Callable[[], Mosquitto], gateway_on: Any, firmware: Start, notices: str
+) -> None:
+    broker = mosquitto_factory()
+    gw = await gateway_on(broker, ["term-h2"])
+    dev = firmware("term-h2", broker, heap="64K")
+    await wait(dev, "connected")
+    await see(dev, "Tap card or enter ID")
+    # The cards come while the notices are on their way: they land in the same loop passes.
+    ids = [await send(gw, ["term-h2"], text, title) for title, text in NOTICES[notices]]
+    await punch_acked(dev, "C0001")
+    await see(dev, "Li Wei")
+    await punch_acked(dev, "C0002")
+    await see(dev, "Wang Fang")
+    await wait_until(lambda: left_unread(dev) >= (1 if ids else 0))
+
+    # The broker goes away and comes back, three times: the retained notices come again with
+    # every reconnect, and nothing a session left behind may add up.
+    for restart in range(1, 4):
+        broker.stop()
+        await wait_until(lambda: len(dev.of("disconnected")) >= restart)  # noqa: B023
+        seq = dev.of("queued")[-1]["seq"] + 1
+        dev.punch("C0001")  # offline: kept in the outbox
+        offline = await wait(dev, "queued", seq=seq)
+        failed = len(failed_connects(dev))
+        broker.start()
+        ack = await wait(dev, "ack", 30, id=offline["id"])
+        assert (ack["status"], ack["reason"]) == ("accepted", "ok"), ack
+        assert len(failed_connects(dev)) - failed <= MAX_FAILED_CONNECTS, dev.tail()
+        await punch_acked(dev, "C0002")
+        await see(dev, "Wang Fang")
+
+    # A broker start can cost a session more (a connect that meets the broker still starting);
+    # none may end for lack of heap.
+    assert len(dev.of("connected")) >= 4, dev.tail()
+    assert sorted(n for n, _ in await unread(gw)) == sorted(ids), "still listed as unread"
+    assert not dropped_sessions(dev), dev.tail()
+    # Nothing lost: every punch taken was acked and left the outbox.
+    assert len(dev.of("queued")) == len([e for e in dev.of("ack") if e["action"] == "remove"])
+    assert dev.of("ack")[-1]["outbox"] == 0
