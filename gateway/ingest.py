@@ -133,14 +133,21 @@ class Ingest:
         before = self._deciding.get(key)
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._deciding[key] = mine
-        try:
-            if before is not None:
-                await before
-            await self._decide_and_store(msg, where, envelope, ctx)
-        finally:
+
+        def release(_: object = None) -> None:
             mine.set_result(None)
             if self._deciding.get(key) is mine:
                 del self._deciding[key]
+
+        try:
+            if before is not None:
+                await asyncio.shield(before)  # cancelling this punch must not cancel the chain
+            await self._decide_and_store(msg, where, envelope, ctx)
+        finally:
+            if before is None or before.done():
+                release()
+            else:  # cancelled while waiting: the next one still waits for the one before
+                before.add_done_callback(release)
 
     async def _decide_and_store(
         self, msg: Inbound, where: Topic, envelope: Envelope, ctx: dict[str, Any]

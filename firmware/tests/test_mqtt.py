@@ -368,6 +368,23 @@ def test_payload_the_heap_cannot_hold_is_dropped_acked_and_the_link_stays_up():
     assert len(logs) == 1 and "3600" in logs[0] and "cmd/notice" in logs[0], logs
 
 
+def test_a_schedule_the_heap_cannot_hold_is_not_acked_so_it_comes_again():
+    # Only a notice may be let go (the gateway keeps listing it as unread); a schedule is not
+    # sent again by itself, so the session ends unacknowledged and the broker redelivers it.
+    got = []
+    c, sock = _client(NoRoomSock(piece=100))
+    c.set_callback(lambda t, p: got.append((t, p)))
+    sock.feed(_publish_packet("cmd/schedule", b"s" * 3600, qos=1, pid=9))
+    try:
+        c.poll(0)
+    except MemoryError:
+        pass
+    else:
+        raise AssertionError("a schedule with no room was let go")
+    assert got == []
+    assert b"\x40\x02\x00\x09" not in sock.take(), "not acknowledged"
+
+
 def test_poll_handles_every_packet_available():
     got = []
     c, sock = _client(FakeSock(piece=3))

@@ -142,14 +142,20 @@ class Link:
                 self._drop(exc)
                 return
             self.connected = True
-            self.backoff.reset()
+            # The backoff starts again only once the SUBACK grants the subscription: a broker
+            # that refuses it would otherwise be asked again every second, for ever.
+            self._granted = False
             self._sent = {}  # resend the whole outbox on every (re)connect
             self._dirty = True
             self.hal.event("connected", {"outbox": len(self.outbox)})
         try:
             self.client.poll(0)
-            if self.client._suback & 0xFF == 0x80:  # refused (set when the SUBACK comes)
+            sub = self.client._suback  # -1 until the SUBACK comes, then pid << 8 | code
+            if sub & 0xFF == 0x80:  # refused
                 raise MQTTError(0x80, why("mq_subref", self.base + "cmd/+"))
+            if sub >= 0 and not self._granted:
+                self._granted = True
+                self.backoff.reset()
             self._send_due(now)
         except (OSError, MQTTError, MemoryError) as exc:
             # Out of heap half way through a packet (or its handler) leaves the stream where

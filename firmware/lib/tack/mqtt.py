@@ -45,9 +45,10 @@ What the loop can rely on:
 - An exception from the message callback leaves ``poll`` with that message unacknowledged;
   the connection stays up and, with ``clean_session=False``, the broker delivers the message
   again after the next reconnect.
-- An incoming payload over ``max_payload`` bytes, or one (over 512 bytes) the heap has no
-  room for, is read, dropped with a log line, and still acknowledged (it would only come back
-  on every reconnect, and a retained one too big for the heap would keep the device offline).
+- An incoming payload over ``max_payload`` bytes, or a ``cmd/notice`` (over 512 bytes) the
+  heap has no room for, is read, dropped with a log line, and still acknowledged (it would only
+  come back on every reconnect, and a retained one too big for the heap would keep the device
+  offline; the gateway keeps listing the notice as unread).
 - A loop that waits on several sources registers ``socket()`` with its own ``select.poll``;
   the client object itself is not a stream and cannot be registered.
 - With ``tls`` (made by tack.mqtt_tls) the socket is MicroPython's TLS socket, which has no
@@ -478,7 +479,10 @@ class MQTTClient:
                     # terminal) would come again, retained or redelivered, on every
                     # reconnect, and the device would never stay online: skip the rest
                     # and acknowledge it, as one over max_payload.
-                    if got < 0:
+                    # Only a notice may go this way: the gateway keeps it listed as unread. A
+                    # schedule or an ack is not sent again by itself, so for those the session
+                    # drops unacknowledged and the broker delivers the message again.
+                    if got < 0 or not topic.endswith("cmd/notice"):
                         raise
                     payload = buf = None
                     self.log(why("mq_nomem", size, topic))
