@@ -39,15 +39,6 @@ DRILL = (
 )
 
 
-def left_unread(dev: FirmwareDevice) -> int:
-    """How many times the terminal said it leaves the notices unread: no room to show them
-    (tack.notices), or no room to even hold the cmd/notice (the MQTT client drops it)."""
-    return sum(
-        "too few to show a must-read notice" in x or "cmd/notice: no room for it on the heap" in x
-        for x in dev.logs
-    )
-
-
 async def punch_acked(dev: FirmwareDevice, card: str, timeout_s: float = 20.0) -> dict[str, Any]:
     """Punch ``card``; its ``queued`` event, once the gateway's ack (accepted) is in."""
     before = len(dev.of("queued"))
@@ -86,7 +77,6 @@ async def test_a_64k_terminal_takes_punches_beside_notices_and_after_broker_rest
     ids = [await send(gw, ["term-h2"], text, title) for title, text in NOTICES[notices]]
     await punch_acked(dev, "C0001")
     await punch_acked(dev, "C0002")
-    await wait_until(lambda: left_unread(dev) >= (1 if ids else 0))
 
     # The broker goes away and comes back, three times: the retained notices come again with
     # every reconnect, and nothing a session left behind may add up.
