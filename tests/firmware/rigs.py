@@ -150,3 +150,10 @@ async def see(dev: FirmwareDevice, text: str, timeout_s: float = 20.0) -> None:
         await wait_until(lambda: shows(dev, text), timeout_s)
     except AssertionError:
         raise AssertionError(f"{text!r} not on screen; device:\n{dev.tail(25)}") from None
+
+
+# A must-read notice of a usual length, for the notice tests.
+DRILL = (
+    "Fire drill at 15:00 today: leave by the east stairs and meet at the car park. "
+    "Do not use the lifts. Wardens wear yellow vests; follow them."
+)

@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from devices.protocol import ScheduleItem, encode_schedule, topic
 from simulators.mosquitto import Mosquitto
 from tests.firmware.rigs import (
+    DRILL,
     Start,
     firmware_fixture,  # noqa: F401 (the fixture `firmware`)
     gateway_on_fixture,  # noqa: F401 (the fixture `gateway_on`)
@@ -32,11 +33,6 @@ from tests.firmware.rigs import (
 )
 
 pytestmark = pytest.mark.slow
-
-DRILL = (
-    "Fire drill at 15:00 today: leave by the east stairs and meet at the car park. "
-    "Do not use the lifts. Wardens wear yellow vests; follow them."
-)
 
 
 async def test_a_notice_shows_on_a_terminal_until_ok_and_the_receipt_clears_it(

@@ -21,6 +21,7 @@ import pytest
 from simulators.devices.firmware import FirmwareDevice
 from simulators.mosquitto import Mosquitto
 from tests.firmware.rigs import (
+    DRILL,
     Start,
     firmware_fixture,  # noqa: F401 (the fixture `firmware`)
     gateway_on_fixture,  # noqa: F401 (the fixture `gateway_on`)
@@ -32,11 +33,6 @@ from tests.firmware.rigs import (
 )
 
 pytestmark = pytest.mark.slow
-
-DRILL = (
-    "Fire drill at 15:00 today: leave by the east stairs and meet at the car park. "
-    "Do not use the lifts. Wardens wear yellow vests; follow them."
-)
 
 
 async def punch_acked(dev: FirmwareDevice, card: str, timeout_s: float = 20.0) -> dict[str, Any]:
