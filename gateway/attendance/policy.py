@@ -14,8 +14,9 @@ and the day's last clock-out is the one the report keeps. This is what a person 
 a DingTalk-style terminal: punch once in the morning, once in the evening, as often as you like
 in between.
 
-The policy is pure (no I/O); :func:`gateway.attendance.store.classify_punch` feeds it from the
-store for the ingest path.
+The policy is pure (no I/O); the ingest path feeds it from memory and the store
+(:class:`gateway.attendance.recent.RecentPunches`), :func:`gateway.attendance.store.classify_punch`
+from the store alone.
 """
 
 from __future__ import annotations
